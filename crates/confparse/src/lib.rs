@@ -1,0 +1,1 @@
+//! The Ecelerity / Momentum configuration language.

@@ -1,0 +1,27 @@
+//! Compiles every contract in `proto/` with protox (no protoc needed) and
+//! keeps the encoded descriptor set for gRPC server reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "msgc/v1/bus.proto",
+    "msgc/v1/mesh.proto",
+    "eccluster/v1/node.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let root = root.canonicalize()?;
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={}", root.join(proto).display());
+    }
+    let files = protox::compile(PROTOS, [&root])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("descriptor.bin"), files.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .bytes(".")
+        .compile_fds(files)?;
+    Ok(())
+}
