@@ -1,0 +1,96 @@
+//! Every way a client request can be refused, and the one place they become
+//! gRPC statuses.
+
+use std::time::Duration;
+
+use tonic::Status;
+
+use crate::core::OpenError;
+use crate::names::NameError;
+
+/// A refused client request.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// A bad group or client name.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A payload over `max_message_size`.
+    #[error("payload of {size} bytes is over the maximum of {max} bytes")]
+    TooLarge {
+        /// The payload's size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Joining a group already joined.
+    #[error("already a member of group {0:?}")]
+    AlreadyJoined(String),
+    /// Leaving a group not joined.
+    #[error("not a member of group {0:?}")]
+    NotJoined(String),
+    /// A session whose first command is not a hello.
+    #[error("the first command of a session must be a hello")]
+    HelloFirst,
+    /// A second hello in one session.
+    #[error("a session sends exactly one hello, as its first command")]
+    SecondHello,
+    /// A command with no kind set.
+    #[error("empty command: set one of hello, join, leave or publish")]
+    EmptyCommand,
+    /// No hello within `idle_timeout`.
+    #[error("no hello within idle_timeout ({0:?})")]
+    NoHello(Duration),
+    /// The stream ended before the hello.
+    #[error("session ended before its hello")]
+    EndedBeforeHello,
+    /// The session could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The server is shutting down.
+    #[error("msgc server is shutting down")]
+    Stopping,
+    /// The client's own stream failed.
+    #[error(transparent)]
+    Transport(#[from] Status),
+}
+
+impl From<BusError> for Status {
+    fn from(err: BusError) -> Self {
+        let message = err.to_string();
+        match err {
+            BusError::Name(_)
+            | BusError::HelloFirst
+            | BusError::SecondHello
+            | BusError::EmptyCommand
+            | BusError::EndedBeforeHello => Status::invalid_argument(message),
+            BusError::TooLarge { .. } => Status::resource_exhausted(message),
+            BusError::AlreadyJoined(_) | BusError::NotJoined(_) => Status::failed_precondition(message),
+            BusError::NoHello(_) => Status::deadline_exceeded(message),
+            BusError::Open(OpenError::NameTaken(_)) => Status::already_exists(message),
+            BusError::Open(OpenError::ShuttingDown) | BusError::Stopping => Status::unavailable(message),
+            BusError::Transport(status) => status,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn each_refusal_has_a_status_that_names_it() {
+        let cases = [
+            (BusError::Name(NameError::Group("a b".into())), Code::InvalidArgument, "a b"),
+            (BusError::TooLarge { size: 10, max: 5 }, Code::ResourceExhausted, "10 bytes"),
+            (BusError::AlreadyJoined("g".into()), Code::FailedPrecondition, "\"g\""),
+            (BusError::Open(OpenError::NameTaken("x".into())), Code::AlreadyExists, "\"x\""),
+            (BusError::Stopping, Code::Unavailable, "shutting down"),
+        ];
+        for (err, code, text) in cases {
+            let status = Status::from(err);
+            assert_eq!(status.code(), code);
+            assert!(status.message().contains(text), "{}", status.message());
+        }
+    }
+}

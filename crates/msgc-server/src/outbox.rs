@@ -1,0 +1,294 @@
+//! A bounded outbound queue drained in batches by a gRPC response stream.
+//!
+//! The core pushes without waiting (it must never block on one slow reader);
+//! when a queue's weight passes its limit the push fails and the core cuts
+//! that reader, which is how `max_backlog` keeps memory bounded. The stream
+//! side takes everything queued at once, so a busy queue goes out as large
+//! frames.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+/// Why a push was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The queue's weight would pass its limit: the reader is too slow.
+    Full,
+    /// The queue was closed.
+    Closed,
+}
+
+struct State<T> {
+    queue: VecDeque<(T, usize)>,
+    weight: usize,
+    closed: Option<tonic::Status>,
+    closing: bool,
+    waker: Option<Waker>,
+    /// Bumped by `wake` so the reader can notice side-channel changes.
+    nudged: bool,
+}
+
+/// The shared queue. Cloning the `Arc` gives writers; one reader drains it.
+pub struct Outbox<T> {
+    state: Mutex<State<T>>,
+    limit: usize,
+}
+
+impl<T> Outbox<T> {
+    /// A queue that refuses pushes once its total weight would exceed `limit`.
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                weight: 0,
+                closed: None,
+                closing: false,
+                waker: None,
+                nudged: false,
+            }),
+            limit: limit.max(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A panic while holding this lock cannot leave the queue inconsistent
+        // (every critical section is a plain push or drain), so poison is ignored.
+        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Queues `item`, counting `weight` toward the limit.
+    pub fn push(&self, item: T, weight: usize) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.closing {
+            return Err(PushError::Closed);
+        }
+        if state.weight + weight > self.limit && !state.queue.is_empty() {
+            return Err(PushError::Full);
+        }
+        state.weight += weight;
+        state.queue.push_back((item, weight));
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Wakes the reader without queueing anything (a side-channel value changed).
+    pub fn wake(&self) {
+        let mut state = self.lock();
+        state.nudged = true;
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Closes the queue: what is queued is still delivered, then the stream
+    /// ends, with `status` as its final error if one is given.
+    pub fn close(&self, status: Option<tonic::Status>) {
+        let mut state = self.lock();
+        if state.closing {
+            return;
+        }
+        state.closing = true;
+        state.closed = status;
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Closes the queue and drops what is queued: the reader sees `status` next.
+    pub fn abort(&self, status: tonic::Status) {
+        let mut state = self.lock();
+        state.queue.clear();
+        state.weight = 0;
+        state.closing = true;
+        state.closed = Some(status);
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closing
+    }
+
+    /// Weight queued now.
+    pub fn backlog(&self) -> usize {
+        self.lock().weight
+    }
+
+    /// Takes queued items (at least one, then until `limits` is reached), or
+    /// reports the end.
+    pub fn poll_drain(&self, cx: &mut Context<'_>, limits: &FrameLimits<T>, out: &mut Vec<T>) -> Poll<Drained> {
+        let mut state = self.lock();
+        if !state.queue.is_empty() {
+            let mut bytes = 0;
+            while let Some((item, weight)) = state.queue.pop_front() {
+                state.weight -= weight;
+                bytes += (limits.size_of)(&item);
+                out.push(item);
+                if out.len() >= limits.max_items || bytes >= limits.max_bytes {
+                    break;
+                }
+            }
+            return Poll::Ready(Drained::Items);
+        }
+        if state.closing {
+            return Poll::Ready(Drained::End(state.closed.take()));
+        }
+        if std::mem::take(&mut state.nudged) {
+            return Poll::Ready(Drained::Nudged);
+        }
+        state.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// How much one frame may carry.
+pub struct FrameLimits<T> {
+    /// Most items in one frame.
+    pub max_items: usize,
+    /// A frame stops growing once its items' sizes add up to this.
+    pub max_bytes: usize,
+    /// Approximate encoded size of one item.
+    pub size_of: fn(&T) -> usize,
+}
+
+/// What one drain found.
+#[derive(Debug)]
+pub enum Drained {
+    /// Items were moved into the output vector.
+    Items,
+    /// Nothing queued, but [`Outbox::wake`] was called.
+    Nudged,
+    /// The queue is closed and empty; the status, if any, ends the stream.
+    End(Option<tonic::Status>),
+}
+
+/// A gRPC response stream over an [`Outbox`]: each poll drains what is queued
+/// (within its [`FrameLimits`]) into one frame built by `make`.
+/// `make` may return `None` to skip a frame (a wake-up with nothing new).
+/// When the stream is dropped (the peer went away, or tonic finished it),
+/// `on_drop` runs, so the owner learns of the end.
+pub struct FrameStream<T, F> {
+    outbox: Arc<Outbox<T>>,
+    make: F,
+    limits: FrameLimits<T>,
+    done: bool,
+    on_drop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl<T, F> FrameStream<T, F> {
+    /// Streams `outbox` through `make`.
+    pub fn new(outbox: Arc<Outbox<T>>, limits: FrameLimits<T>, make: F) -> Self {
+        Self { outbox, make, limits, done: false, on_drop: None }
+    }
+
+    /// Runs `f` when the stream is dropped.
+    pub fn on_drop(mut self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.on_drop = Some(Box::new(f));
+        self
+    }
+}
+
+impl<T, F> Drop for FrameStream<T, F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_drop.take() {
+            f();
+        }
+    }
+}
+
+impl<T, F, Frame> futures::Stream for FrameStream<T, F>
+where
+    F: FnMut(Vec<T>) -> Option<Frame> + Unpin,
+    T: Unpin,
+{
+    type Item = Result<Frame, tonic::Status>;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let mut items = Vec::new();
+            match this.outbox.poll_drain(cx, &this.limits, &mut items) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Drained::Items | Drained::Nudged) => {
+                    if let Some(frame) = (this.make)(items) {
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                }
+                Poll::Ready(Drained::End(status)) => {
+                    this.done = true;
+                    return Poll::Ready(status.map(Err));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[tokio::test]
+    async fn refuses_past_limit_and_drains_in_batches() {
+        let outbox = Outbox::new(3);
+        for i in 0..3 {
+            outbox.push(i, 1).unwrap();
+        }
+        assert_eq!(outbox.push(9, 1), Err(PushError::Full));
+        assert_eq!(outbox.backlog(), 3);
+        let limits = FrameLimits { max_items: 2, max_bytes: usize::MAX, size_of: |_: &i32| 1 };
+        let mut stream = FrameStream::new(outbox.clone(), limits, |items: Vec<i32>| Some(items));
+        assert_eq!(stream.next().await.unwrap().unwrap(), vec![0, 1]);
+        assert_eq!(outbox.backlog(), 1);
+        assert_eq!(stream.next().await.unwrap().unwrap(), vec![2]);
+        outbox.push(4, 1).unwrap();
+        outbox.close(Some(tonic::Status::resource_exhausted("cut")));
+        assert_eq!(outbox.push(5, 1), Err(PushError::Closed));
+        assert_eq!(stream.next().await.unwrap().unwrap(), vec![4], "queued items still go out");
+        let err = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn one_heavy_item_fits_an_empty_queue() {
+        let outbox = Outbox::new(2);
+        outbox.push("big", 10).unwrap();
+        assert_eq!(outbox.push("small", 1), Err(PushError::Full));
+    }
+
+    #[tokio::test]
+    async fn wake_yields_an_empty_drain_and_drop_runs_hook() {
+        let outbox = Outbox::<u8>::new(8);
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = dropped.clone();
+        let limits = FrameLimits { max_items: 8, max_bytes: 3, size_of: |_: &u8| 1 };
+        let mut stream = FrameStream::new(outbox.clone(), limits, |items: Vec<u8>| Some(items.len()))
+            .on_drop(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        outbox.wake();
+        assert_eq!(stream.next().await.unwrap().unwrap(), 0);
+        for i in 0..5 {
+            outbox.push(i, 1).unwrap();
+        }
+        assert_eq!(stream.next().await.unwrap().unwrap(), 3, "byte limit ends the frame");
+        assert_eq!(stream.next().await.unwrap().unwrap(), 2);
+        drop(stream);
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}

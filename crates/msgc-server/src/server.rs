@@ -1,0 +1,114 @@
+//! `serve`: the whole server as one function over already-bound listeners, so
+//! tests run exactly what production runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::msgc::v1::admin_server::AdminServer;
+use proto::msgc::v1::bus_server::BusServer;
+use proto::msgc::v1::mesh_server::MeshServer;
+use service_kit::listen::{BoundListener, incoming};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic_health::ServingStatus;
+
+use crate::admin::AdminService;
+use crate::config::ServerConfig;
+use crate::core::{Core, Input};
+use crate::mesh::{MAX_PEER_FRAME, MeshIdentity, MeshService, spawn_dialers};
+use crate::session::BusService;
+
+/// The health service name that turns SERVING once the mesh has formed.
+pub const BUS_HEALTH_NAME: &str = "msgc.v1.Bus";
+
+/// How long shutdown waits for streams and tasks to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Largest frame a client may send (many publishes of up to the payload limit).
+const MAX_CLIENT_FRAME: usize = 64 << 20;
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Reflection could not be built from the descriptor set.
+    #[error("building reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs a msgc server on `listeners` until `shutdown` is cancelled, then
+/// drains: health goes NOT_SERVING, sessions and links end, and the call
+/// returns within [`SHUTDOWN_GRACE`].
+pub async fn serve(
+    cfg: ServerConfig,
+    listeners: Vec<BoundListener>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let cfg = Arc::new(cfg);
+    let (core, handle) = Core::new(cfg.clone());
+    let identity = MeshIdentity::new(cfg.clone(), core.incarnation());
+    let tasks = TaskTracker::new();
+    let stop = shutdown.child_token();
+    let core_task = tokio::spawn(core.run());
+
+    let (health, routes) = service_kit::grpc::standard_routes(&[BUS_HEALTH_NAME]).await?;
+    let mut ready = handle.ready.clone();
+    let readiness = health.clone();
+    tasks.spawn(async move {
+        if ready.wait_for(|r| *r).await.is_ok() {
+            readiness.set_service_status(BUS_HEALTH_NAME, ServingStatus::Serving).await;
+        }
+    });
+
+    spawn_dialers(&handle, &identity, &tasks, &stop);
+    let routes = routes
+        .add_service(
+            BusServer::new(BusService::new(handle.clone(), cfg.clone())).max_decoding_message_size(MAX_CLIENT_FRAME),
+        )
+        .add_service(AdminServer::new(AdminService::new(handle.clone())))
+        .add_service(
+            MeshServer::new(MeshService::new(handle.clone(), identity, tasks.clone(), stop.clone()))
+                .max_decoding_message_size(MAX_PEER_FRAME),
+        );
+
+    let window = u32::try_from(cfg.tcpbuf_size.max(1 << 20)).unwrap_or(u32::MAX);
+    let drain = {
+        let handle = handle.clone();
+        let health = health.clone();
+        let stop = stop.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            health.set_service_status("", ServingStatus::NotServing).await;
+            health.set_service_status(BUS_HEALTH_NAME, ServingStatus::NotServing).await;
+            stop.cancel();
+            handle.send(Input::Shutdown);
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window)
+        .http2_keepalive_interval(Some(cfg.keepalive_interval.max(Duration::from_secs(1))))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming(listeners), drain);
+
+    let mut server = std::pin::pin!(server);
+    let result = tokio::select! {
+        result = &mut server => result,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("shutdown grace of {SHUTDOWN_GRACE:?} passed with connections still open");
+            Ok(())
+        }
+    };
+    stop.cancel();
+    handle.send(Input::Shutdown);
+    tasks.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, core_task).await;
+    result.map_err(ServeError::from)
+}

@@ -1,0 +1,78 @@
+//! The services every server of ours carries besides its own: gRPC health
+//! (`grpc.health.v1`) and server reflection (v1 and v1alpha, since grpcurl
+//! 1.8.6 speaks only v1alpha), plus the client side of a health check.
+
+use std::time::Duration;
+
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::server::HealthReporter;
+
+/// Builds routes holding health and both reflection versions, with our whole
+/// descriptor set registered. The overall service `""` starts SERVING; each
+/// name in `not_yet_serving` starts NOT_SERVING until the caller says otherwise.
+pub async fn standard_routes(not_yet_serving: &[&str]) -> Result<(HealthReporter, Routes), tonic_reflection::server::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in not_yet_serving {
+        reporter.set_service_status(*name, ServingStatus::NotServing).await;
+    }
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let routes = Routes::new(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
+    Ok((reporter, routes))
+}
+
+/// What a health check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// The service answered SERVING.
+    Serving,
+    /// The service answered, but not SERVING.
+    NotServing,
+}
+
+/// Why a health check could not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthCheckError {
+    /// The address could not be reached.
+    #[error("cannot reach {addr}: {source}")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// Transport error.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The server answered with an error status (e.g. NOT_FOUND for an unknown service).
+    #[error("health check failed: {0}")]
+    Status(#[from] tonic::Status),
+}
+
+/// Asks `addr` (`host:port`) for the health of `service` (`""` = the whole server).
+pub async fn check_health(addr: &str, service: &str, timeout: Duration) -> Result<Health, HealthCheckError> {
+    let uri = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
+    let endpoint = tonic::transport::Endpoint::from_shared(uri)
+        .map_err(|source| HealthCheckError::Connect { addr: addr.to_owned(), source })?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|source| HealthCheckError::Connect { addr: addr.to_owned(), source })?;
+    let reply = HealthClient::new(channel)
+        .check(HealthCheckRequest { service: service.to_owned() })
+        .await?
+        .into_inner();
+    Ok(if reply.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+        Health::Serving
+    } else {
+        Health::NotServing
+    })
+}

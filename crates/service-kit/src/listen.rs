@@ -1,0 +1,345 @@
+//! `Listen "<address>" { }` as Momentum writes it, parsed into a typed
+//! address, bound with the listener's socket options, and served as one stream
+//! of connections however many sockets there are.
+//!
+//! Address forms: `*:p` and `:p` (every IPv4 address), `ip:p`, `[v6]:p`,
+//! `[*]:p` and `[::]:p` (every IPv6 address, IPv6 only so it can sit beside
+//! `*:p`), and an absolute path (a Unix socket).
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use futures::stream::{SelectAll, StreamExt};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tonic::transport::server::Connected;
+
+/// Where one `Listen` binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP socket address (`0.0.0.0:p` and `[::]:p` for the wildcard forms).
+    Tcp(SocketAddr),
+    /// A Unix domain socket at this absolute path.
+    Unix(PathBuf),
+}
+
+/// Why a `Listen` address could not be understood.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("bad listen address `{address}`: {reason}")]
+pub struct AddrError {
+    /// The address as written.
+    pub address: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl ListenAddr {
+    /// Parses a Momentum listen address.
+    pub fn parse(text: &str) -> Result<Self, AddrError> {
+        let bad = |reason| AddrError { address: text.to_owned(), reason };
+        if text.starts_with('/') {
+            return Ok(Self::Unix(PathBuf::from(text)));
+        }
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, port) = rest
+                .split_once("]:")
+                .ok_or_else(|| bad("expected `[address]:port`"))?;
+            let ip = match host {
+                "*" | "::" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                _ => IpAddr::V6(host.parse().map_err(|_| bad("not an IPv6 address"))?),
+            };
+            (ip, port)
+        } else {
+            let (host, port) = text
+                .rsplit_once(':')
+                .ok_or_else(|| bad("expected `address:port`, `:port` or an absolute path"))?;
+            let ip = match host {
+                "" | "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                _ => host.parse().map_err(|_| bad("not an IP address (host names are not bound)"))?,
+            };
+            (ip, port)
+        };
+        let port: u16 = port.parse().map_err(|_| bad("port is not a number from 0 to 65535"))?;
+        Ok(Self::Tcp(SocketAddr::new(host, port)))
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Socket options of one `Listen` (after scope fallback from its listener).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// `listen(2)` backlog (`listen_backlog`, default 500).
+    pub backlog: u32,
+    /// Set TCP_NODELAY on accepted sockets (`disable_nagle_algorithm`).
+    pub nodelay: bool,
+    /// SO_RCVBUF in bytes; 0 leaves the OS default (`tcp_recv_buffer_size`).
+    pub recv_buffer: usize,
+    /// SO_SNDBUF in bytes; 0 leaves the OS default (`tcp_send_buffer_size`).
+    pub send_buffer: usize,
+    /// Permission bits of a Unix socket file (`file_mode`, default 0660).
+    pub file_mode: u32,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        Self { backlog: 500, nodelay: false, recv_buffer: 0, send_buffer: 0, file_mode: 0o660 }
+    }
+}
+
+/// A socket could not be bound; the message names the address.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address that failed.
+    pub addr: ListenAddr,
+    /// The operating system's reason.
+    #[source]
+    pub source: io::Error,
+}
+
+/// One bound listening socket.
+#[derive(Debug)]
+pub struct BoundListener {
+    kind: ListenerKind,
+    nodelay: bool,
+}
+
+#[derive(Debug)]
+enum ListenerKind {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl BoundListener {
+    /// The address actually bound (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> io::Result<ListenAddr> {
+        match &self.kind {
+            ListenerKind::Tcp(l) => l.local_addr().map(ListenAddr::Tcp),
+            ListenerKind::Unix(_, path) => Ok(ListenAddr::Unix(path.clone())),
+        }
+    }
+
+    /// Wraps an already bound TCP listener (tests bind port 0 themselves).
+    pub fn from_tcp(listener: TcpListener) -> Self {
+        Self { kind: ListenerKind::Tcp(listener), nodelay: true }
+    }
+
+    fn into_stream(self) -> Pin<Box<dyn Stream<Item = io::Result<Conn>> + Send>> {
+        let nodelay = self.nodelay;
+        match self.kind {
+            ListenerKind::Tcp(listener) => Box::pin(futures::stream::unfold(listener, move |l| async move {
+                let conn = l.accept().await.map(|(stream, _)| {
+                    if nodelay {
+                        let _ = stream.set_nodelay(true);
+                    }
+                    Conn::Tcp(stream)
+                });
+                Some((conn, l))
+            })),
+            ListenerKind::Unix(listener, _path) => Box::pin(futures::stream::unfold(listener, |l| async move {
+                let conn = l.accept().await.map(|(stream, _)| Conn::Unix(stream));
+                Some((conn, l))
+            })),
+        }
+    }
+}
+
+/// Binds one listen address with its options.
+pub fn bind(addr: &ListenAddr, options: &ListenOptions) -> Result<BoundListener, BindError> {
+    let fail = |source| BindError { addr: addr.clone(), source };
+    match addr {
+        ListenAddr::Tcp(sock) => {
+            let socket = Socket::new(Domain::for_address(*sock), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+            if sock.is_ipv6() {
+                socket.set_only_v6(true).map_err(fail)?;
+            }
+            socket.set_reuse_address(true).map_err(fail)?;
+            socket.set_nonblocking(true).map_err(fail)?;
+            if options.recv_buffer > 0 {
+                socket.set_recv_buffer_size(options.recv_buffer).map_err(fail)?;
+            }
+            if options.send_buffer > 0 {
+                socket.set_send_buffer_size(options.send_buffer).map_err(fail)?;
+            }
+            socket.bind(&(*sock).into()).map_err(fail)?;
+            let backlog = i32::try_from(options.backlog.max(1)).unwrap_or(i32::MAX);
+            socket.listen(backlog).map_err(fail)?;
+            let listener = TcpListener::from_std(socket.into()).map_err(fail)?;
+            Ok(BoundListener { kind: ListenerKind::Tcp(listener), nodelay: options.nodelay })
+        }
+        ListenAddr::Unix(path) => {
+            // A stale socket file from an earlier run would make bind fail.
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
+                use std::os::unix::fs::FileTypeExt;
+                if meta.file_type().is_socket() {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            let listener = UnixListener::bind(path).map_err(fail)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(options.file_mode)).map_err(fail)?;
+            Ok(BoundListener { kind: ListenerKind::Unix(listener, path.clone()), nodelay: false })
+        }
+    }
+}
+
+/// Every connection accepted on any of `listeners`, as one stream for
+/// `serve_with_incoming_shutdown`. Accept errors are yielded and logged by tonic.
+pub fn incoming(listeners: Vec<BoundListener>) -> impl Stream<Item = io::Result<Conn>> + Send {
+    let mut all = SelectAll::new();
+    for listener in listeners {
+        all.push(listener.into_stream());
+    }
+    all.filter_map(|conn| async move {
+        match conn {
+            Ok(conn) => Some(Ok(conn)),
+            Err(err) => {
+                // A failed accept (e.g. EMFILE) must not end the server.
+                tracing::warn!(error = %err, "accept failed");
+                None
+            }
+        }
+    })
+}
+
+/// An accepted connection on a TCP or Unix socket.
+#[derive(Debug)]
+pub enum Conn {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A Unix socket connection.
+    Unix(UnixStream),
+}
+
+/// What tonic learns about a connection's peer.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The remote address of a TCP peer (`None` on a Unix socket).
+    pub remote: Option<SocketAddr>,
+}
+
+impl Connected for Conn {
+    type ConnectInfo = ConnInfo;
+    fn connect_info(&self) -> ConnInfo {
+        match self {
+            Conn::Tcp(s) => ConnInfo { remote: s.peer_addr().ok() },
+            Conn::Unix(_) => ConnInfo { remote: None },
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Tcp(s) => s.is_write_vectored(),
+            Conn::Unix(s) => s.is_write_vectored(),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Conn::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(s: &str) -> ListenAddr {
+        ListenAddr::Tcp(s.parse().unwrap())
+    }
+
+    #[test]
+    fn parses_every_momentum_form() {
+        assert_eq!(ListenAddr::parse("*:4802").unwrap(), tcp("0.0.0.0:4802"));
+        assert_eq!(ListenAddr::parse(":4809").unwrap(), tcp("0.0.0.0:4809"));
+        assert_eq!(ListenAddr::parse("10.0.0.1:25").unwrap(), tcp("10.0.0.1:25"));
+        assert_eq!(ListenAddr::parse("[::1]:4802").unwrap(), tcp("[::1]:4802"));
+        assert_eq!(ListenAddr::parse("[*]:4802").unwrap(), tcp("[::]:4802"));
+        assert_eq!(ListenAddr::parse("[::]:4802").unwrap(), tcp("[::]:4802"));
+        assert_eq!(
+            ListenAddr::parse("/tmp/ec.sock").unwrap(),
+            ListenAddr::Unix(PathBuf::from("/tmp/ec.sock"))
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_addresses_with_a_reason() {
+        for bad in ["4802", "host:4802", "*:port", "*:70000", "[::1]4802", "[zz]:1", ""] {
+            let err = ListenAddr::parse(bad).unwrap_err();
+            assert_eq!(err.address, bad);
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bind_reports_the_address_in_use() {
+        let first = bind(&tcp("127.0.0.1:0"), &ListenOptions::default()).unwrap();
+        let taken = first.local_addr().unwrap();
+        let err = bind(&taken, &ListenOptions::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&taken.to_string()), "{msg}");
+        assert!(msg.to_lowercase().contains("in use"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn unix_socket_gets_its_file_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("service-kit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("l.sock");
+        let opts = ListenOptions { file_mode: 0o600, ..Default::default() };
+        let bound = bind(&ListenAddr::Unix(path.clone()), &opts).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        drop(bound);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
