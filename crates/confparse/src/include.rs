@@ -33,9 +33,16 @@ pub const MAX_INCLUDE_DEPTH: usize = 32;
 pub const SEARCH_PATH_ENV: &str = "EC_CONF_SEARCH_PATH";
 
 /// Loads configuration files and strings into a [`Config`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Loader {
     search_path: Vec<PathBuf>,
+    includes: bool,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Loader::with_search_path(Vec::new())
+    }
 }
 
 impl Loader {
@@ -49,12 +56,22 @@ impl Loader {
                     .collect()
             })
             .unwrap_or_default();
-        Loader { search_path }
+        Loader::with_search_path(search_path)
     }
 
     /// A loader with an explicit search path (the environment is not read).
     pub fn with_search_path(search_path: Vec<PathBuf>) -> Self {
-        Loader { search_path }
+        Loader {
+            search_path,
+            includes: true,
+        }
+    }
+
+    /// Refuse every include with an error instead of touching the file system: for
+    /// untrusted text (and the fuzzer).
+    pub fn without_includes(mut self) -> Self {
+        self.includes = false;
+        self
     }
 
     /// The directories searched for relative includes, after the including file's own.
@@ -279,6 +296,14 @@ impl<'l> Builder<'l> {
             self.diags.push(self.sources.annotate(d));
             return;
         }
+        if !file.is_file() {
+            let d = Diagnostic::error(format!(
+                "cannot include `{display}`: expected a regular file or a directory"
+            ))
+            .at(loc.clone());
+            self.diags.push(self.sources.annotate(d));
+            return;
+        }
         let text = match read_text(&file) {
             Ok(t) => t,
             Err(msg) => {
@@ -339,6 +364,14 @@ impl Sink for Builder<'_> {
     }
 
     fn include(&mut self, path: &str, readonly: bool, loc: Location, diags: &mut DiagSink) {
+        if !self.loader.includes {
+            let d = Diagnostic::error(format!(
+                "include of `{path}` refused: includes are disabled for this load"
+            ))
+            .at(loc);
+            diags.push(self.sources.annotate(d));
+            return;
+        }
         let p = Path::new(path);
         let found = self.candidates(p).into_iter().find(|c| c.exists());
         let Some(found) = found else {
