@@ -94,3 +94,151 @@ impl ServerConfig {
         (self.max_backlog / (2 * self.peers.len().max(1))).max(16)
     }
 }
+
+/// The configuration used when no file is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.conf");
+
+/// Why a configuration was refused. Displays as the rendered diagnostics
+/// (file:line:col, source line, caret) or one clear line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Syntax, include, schema or type errors, with locations.
+    #[error("{0}")]
+    Invalid(#[from] confparse::Diagnostics),
+    /// A whole-configuration rule was broken.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The scopes msgc-server owns, with Momentum's defaults.
+pub fn schema() -> confparse::Schema {
+    use confparse::{Kind, ScopeSchema};
+    confparse::Schema::new()
+        .scope(
+            ScopeSchema::anonymous("msgc_server")
+                .option("peers", Kind::Dict, None)
+                .option("port", Kind::Int, Some("4809"))
+                .option("connect_timeout", Kind::Duration, Some("60"))
+                .option("idle_timeout", Kind::Duration, Some("30"))
+                .option("keepalive_interval", Kind::Duration, Some("5"))
+                .option("reconnect_interval", Kind::Duration, Some("5"))
+                .option("max_backlog", Kind::Int, Some("5000"))
+                .option("messages_per_iter", Kind::Int, Some("20"))
+                .option("tcpbuf_size", Kind::Int, Some("131072"))
+                .option("debug_level", Kind::Str, Some("ERROR"))
+                .option("max_message_size", Kind::Int, Some("1048576")),
+        )
+        .scope(service_kit::listen::listener_schema("msgcserver_listener"))
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// A file, or `None` for [`EMBEDDED_DEFAULT`].
+    pub file: Option<std::path::PathBuf>,
+    /// `--name`, if given.
+    pub name: Option<String>,
+    /// Environment: `EC_NODE_NAME`, and `EC_CONF__<SCOPE>__<OPTION>` overrides.
+    pub env: Vec<(String, String)>,
+}
+
+impl Source {
+    /// A source that reads the process environment.
+    pub fn from_process(file: Option<std::path::PathBuf>, name: Option<String>) -> Self {
+        Self { file, name, env: std::env::vars().collect() }
+    }
+}
+
+fn int_in<T: TryFrom<i64>>(scope: confparse::ScopeRef<'_>, option: &str, min: i64) -> Result<T, ConfigError> {
+    let value = scope.get_int(option).map_err(|d| confparse::Diagnostics(vec![d]))?.unwrap_or(min);
+    if value < min {
+        return Err(ConfigError::Refused(format!("msgc_server {option} must be at least {min}, not {value}")));
+    }
+    T::try_from(value).map_err(|_| ConfigError::Refused(format!("msgc_server {option} = {value} is too large")))
+}
+
+/// The dial address of a peer: `host` (then `port` applies), `host:port`,
+/// `[v6]:port`, or a bare IPv6 address.
+pub fn peer_address(value: &str, port: u16) -> String {
+    if value.starts_with('[') {
+        if value.contains("]:") { value.to_owned() } else { format!("{value}:{port}") }
+    } else {
+        match value.matches(':').count() {
+            0 => format!("{value}:{port}"),
+            1 => value.to_owned(),
+            _ => format!("[{value}]:{port}"),
+        }
+    }
+}
+
+/// Loads, validates and types the configuration.
+pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
+    let loader = confparse::Loader::new();
+    let mut conf = match &source.file {
+        Some(path) => loader.load_file(path)?,
+        None => loader.load_str("<embedded msgc_server.conf>", EMBEDDED_DEFAULT, None)?,
+    };
+    conf.apply_overrides(confparse::env_overrides_from(source.env.iter().cloned()))?;
+    conf.validate(&schema())?;
+    let root = conf.root();
+    let env_name = source.env.iter().find(|(k, _)| k == service_kit::node_name::NODE_NAME_ENV).map(|(_, v)| v.as_str());
+    let name = service_kit::node_name::resolve(source.name.as_deref(), env_name);
+
+    let server = root.scope("msgc_server");
+    let empty = root; // options fall back to defaults when the scope is absent
+    let scope = server.unwrap_or(empty);
+    let diag = |d| ConfigError::Invalid(confparse::Diagnostics(vec![d]));
+    let port: u16 = int_in(scope, "port", 1)?;
+    let duration = |option: &str| -> Result<Duration, ConfigError> {
+        Ok(scope.get_duration(option).map_err(diag)?.unwrap_or_default())
+    };
+
+    let mut peers = BTreeMap::new();
+    match scope.option("peers") {
+        Some(option) => {
+            let entries = scope.get_dict("peers").map_err(diag)?.unwrap_or_default();
+            for (peer, addr) in entries {
+                if peer != peer.to_lowercase() {
+                    return Err(ConfigError::Refused(format!(
+                        "{}: msgc_server peer name {peer:?} is not lower-case; msgc peer names must be lower-case",
+                        option.location()
+                    )));
+                }
+                peers.insert(peer, peer_address(&addr, port));
+            }
+        }
+        None if source.file.is_none() => {
+            peers.insert(name.to_lowercase(), format!("127.0.0.1:{port}"));
+        }
+        None => return Err(ConfigError::Refused("msgc_server { peers = [ ... ] } is missing".to_owned())),
+    }
+    let name = if source.file.is_none() && scope.option("peers").is_none() { name.to_lowercase() } else { name };
+    if !peers.contains_key(&name) {
+        let known: Vec<&str> = peers.keys().map(String::as_str).collect();
+        return Err(ConfigError::Refused(format!(
+            "this server's name {name:?} is not in msgc_server peers ({}); set --name or EC_NODE_NAME",
+            known.join(", ")
+        )));
+    }
+
+    let listens = service_kit::listen::read_listens(root, "msgcserver_listener")?;
+    let listens: Vec<_> = listens.into_iter().filter(|l| l.enabled).map(|l| (l.addr, l.options)).collect();
+    if listens.is_empty() {
+        return Err(ConfigError::Refused("msgcserver_listener has no enabled Listen".to_owned()));
+    }
+    let debug_level = scope.get_str("debug_level").map_err(diag)?.unwrap_or_default();
+    Ok(ServerConfig {
+        name,
+        peers,
+        connect_timeout: duration("connect_timeout")?,
+        keepalive_interval: duration("keepalive_interval")?.max(Duration::from_millis(10)),
+        reconnect_interval: duration("reconnect_interval")?,
+        idle_timeout: duration("idle_timeout")?,
+        max_backlog: int_in(scope, "max_backlog", 1)?,
+        messages_per_iter: int_in(scope, "messages_per_iter", 1)?,
+        tcpbuf_size: int_in(scope, "tcpbuf_size", 0)?,
+        max_payload: int_in(scope, "max_message_size", 1)?,
+        log_level: service_kit::telemetry::level_from_debug_level(&debug_level).to_owned(),
+        listens,
+    })
+}

@@ -343,3 +343,78 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// The options Momentum allows in a listener scope and in each of its
+/// `Listen` scopes (an option set on the listener applies to every `Listen`
+/// that does not set it).
+pub fn listener_schema(scope: &str) -> confparse::ScopeSchema {
+    use confparse::{Kind, ScopeSchema};
+    fn options(s: ScopeSchema) -> ScopeSchema {
+        s.option("enable", Kind::Bool, None)
+            .option("listen_backlog", Kind::Int, None)
+            .option("accept_queue_backlog", Kind::Int, None)
+            .option("concurrency", Kind::Int, None)
+            .option("events_per_iter", Kind::Int, None)
+            .option("disable_nagle_algorithm", Kind::Bool, None)
+            .option("file_mode", Kind::Octal, None)
+            .option("tcp_recv_buffer_size", Kind::Int, None)
+            .option("tcp_send_buffer_size", Kind::Int, None)
+            .option("pool_name", Kind::Str, None)
+    }
+    options(ScopeSchema::anonymous(scope)).child(options(ScopeSchema::named("Listen")))
+}
+
+/// One `Listen` as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenSpec {
+    /// Where it binds.
+    pub addr: ListenAddr,
+    /// Its socket options.
+    pub options: ListenOptions,
+    /// `enable`: a disabled Listen is parsed and checked but not bound.
+    pub enabled: bool,
+}
+
+/// Reads every `Listen` of the listener scope `scope` (e.g.
+/// `ECCluster_Listener`), with scope fallback for options. Errors point at the
+/// offending value.
+pub fn read_listens(root: confparse::ScopeRef<'_>, scope: &str) -> Result<Vec<ListenSpec>, confparse::Diagnostics> {
+    use confparse::{Diagnostic, Diagnostics};
+    let Some(listener) = root.scope(scope) else { return Ok(Vec::new()) };
+    let mut specs = Vec::new();
+    let mut errors = Vec::new();
+    for listen in listener.scopes("Listen") {
+        let instance = listen.instance().unwrap_or_default();
+        let addr = match ListenAddr::parse(instance) {
+            Ok(addr) => addr,
+            Err(err) => {
+                errors.push(Diagnostic::error(err.to_string()).at(listen.location().clone()));
+                continue;
+            }
+        };
+        let read = || -> Result<ListenSpec, Diagnostic> {
+            let size = |v: Option<i64>| v.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+            Ok(ListenSpec {
+                addr: addr.clone(),
+                enabled: listen.get_bool("enable")?.unwrap_or(true),
+                options: ListenOptions {
+                    backlog: listen.get_int("listen_backlog")?.map_or(500, |n| u32::try_from(n).unwrap_or(500)),
+                    nodelay: listen.get_bool("disable_nagle_algorithm")?.unwrap_or(false),
+                    recv_buffer: size(listen.get_int("tcp_recv_buffer_size")?),
+                    send_buffer: size(listen.get_int("tcp_send_buffer_size")?),
+                    file_mode: listen.get_octal("file_mode")?.unwrap_or(0o660),
+                },
+            })
+        };
+        match read() {
+            Ok(spec) => specs.push(spec),
+            Err(diag) => errors.push(diag),
+        }
+    }
+    if errors.is_empty() { Ok(specs) } else { Err(Diagnostics(errors)) }
+}
+
+/// Binds every enabled `Listen`; the first failure names its address.
+pub fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>, BindError> {
+    specs.iter().filter(|s| s.enabled).map(|s| bind(&s.addr, &s.options)).collect()
+}

@@ -1,0 +1,102 @@
+//! `msgc-server`: load the configuration, bind the listeners, serve until
+//! SIGINT/SIGTERM. Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use msgc_server::config::{self, Source};
+use service_kit::grpc::{Health, check_health};
+
+/// The msgc group-communication bus server.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// msgc_server.conf to read (default: an embedded one-server bus on :4809).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// This server's name in `peers` (default: EC_NODE_NAME, else the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Ask a server's gRPC health service; exit 0 only if SERVING.
+    Healthcheck {
+        /// host:port of the server.
+        #[arg(long, default_value = "127.0.0.1:4809")]
+        addr: String,
+        /// Health service name ("" = the whole server; msgc.v1.Bus = mesh formed).
+        #[arg(long, default_value = "")]
+        service: String,
+    },
+}
+
+/// EX_USAGE: the configuration is wrong.
+const EXIT_CONFIG: u8 = 64;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Cmd::Healthcheck { addr, service }) = args.command {
+        return match check_health(&addr, &service, Duration::from_secs(3)).await {
+            Ok(Health::Serving) => ExitCode::SUCCESS,
+            Ok(Health::NotServing) => {
+                eprintln!("{addr}: {service:?} is NOT_SERVING");
+                ExitCode::FAILURE
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cfg = match config::load(&Source::from_process(args.config.clone(), args.name)) {
+        Ok(cfg) => cfg,
+        Err(err) => {
+            eprintln!("msgc-server: configuration refused:\n{err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.check {
+        println!("Configuration valid: server {} of {} peers", cfg.name, cfg.peers.len());
+        return ExitCode::SUCCESS;
+    }
+    service_kit::telemetry::init(&format!("{},msgc_server=info", cfg.log_level));
+    let specs: Vec<_> = cfg
+        .listens
+        .iter()
+        .map(|(addr, options)| service_kit::listen::ListenSpec {
+            addr: addr.clone(),
+            options: options.clone(),
+            enabled: true,
+        })
+        .collect();
+    let listeners = match service_kit::listen::bind_all(&specs) {
+        Ok(listeners) => listeners,
+        Err(err) => {
+            eprintln!("msgc-server: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for listener in &listeners {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, server = %cfg.name, "listening");
+        }
+    }
+    let shutdown = service_kit::shutdown::on_signal();
+    match msgc_server::serve(cfg, listeners, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

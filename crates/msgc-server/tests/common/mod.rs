@@ -1,0 +1,117 @@
+//! An in-process cluster of real servers on loopback ports, for tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use msgc_client::{Events, Options, Session};
+use msgc_server::{ServerConfig, serve};
+use proto::msgc::v1::admin_client::AdminClient;
+use proto::msgc::v1::{GetServerViewRequest, ServerFrame, ServerStatus};
+use service_kit::listen::BoundListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// One running server.
+pub struct Node {
+    pub name: String,
+    pub addr: String,
+    pub stop: CancellationToken,
+    pub task: Option<JoinHandle<()>>,
+}
+
+/// Servers named s1..sN with fast timers.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+}
+
+pub fn fast(mut cfg: ServerConfig) -> ServerConfig {
+    cfg.keepalive_interval = Duration::from_millis(200);
+    cfg.reconnect_interval = Duration::from_millis(200);
+    cfg.connect_timeout = Duration::from_secs(2);
+    cfg
+}
+
+impl Cluster {
+    pub async fn start(n: usize) -> Self {
+        Self::start_with(n, |c| c).await
+    }
+
+    pub async fn start_with(n: usize, tweak: impl Fn(ServerConfig) -> ServerConfig) -> Self {
+        let mut listeners = Vec::new();
+        let mut peers = BTreeMap::new();
+        for i in 1..=n {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            peers.insert(format!("s{i}"), addr);
+            listeners.push(listener);
+        }
+        let mut nodes = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let name = format!("s{}", i + 1);
+            let cfg = tweak(fast(ServerConfig::with_peers(&name, peers.clone())));
+            let stop = CancellationToken::new();
+            let token = stop.clone();
+            let task = tokio::spawn(async move {
+                serve(cfg, vec![BoundListener::from_tcp(listener)], token).await.unwrap();
+            });
+            nodes.push(Node { name: name.clone(), addr: peers[&name].clone(), stop, task: Some(task) });
+        }
+        Self { nodes }
+    }
+
+    pub fn addr(&self, i: usize) -> &str {
+        &self.nodes[i].addr
+    }
+
+    /// Stops server `i` and waits for it to end.
+    pub async fn kill(&mut self, i: usize) {
+        self.nodes[i].stop.cancel();
+        if let Some(task) = self.nodes[i].task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+
+    /// Waits until every live server has installed a view of exactly `members`.
+    pub async fn wait_view(&self, members: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in self.nodes.iter().filter(|n| members.contains(&n.name.as_str())) {
+            loop {
+                let status = status(&node.addr).await;
+                if let Some(s) = &status
+                    && s.members == members
+                    && !s.view_change_in_progress
+                {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{} never installed {members:?}: {status:?}", node.name);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+pub async fn status(addr: &str) -> Option<ServerStatus> {
+    let channel = msgc_client::channel(addr, Duration::from_secs(1)).await.ok()?;
+    let reply = AdminClient::new(channel).get_server_view(GetServerViewRequest {}).await.ok()?;
+    Some(reply.into_inner())
+}
+
+pub async fn session(addr: &str, name: &str) -> (Session, Events) {
+    Session::connect(addr, Options { client_name: name.to_owned(), ..Default::default() }).await.unwrap()
+}
+
+/// Reads frames until `done` says so, with a time bound.
+pub async fn read_until(events: &mut Events, mut done: impl FnMut(&ServerFrame) -> bool) {
+    let deadline = Duration::from_secs(20);
+    tokio::time::timeout(deadline, async {
+        loop {
+            let frame = events.next_frame().await.unwrap().expect("session ended");
+            if done(&frame) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for events");
+}
