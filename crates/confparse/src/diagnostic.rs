@@ -332,6 +332,11 @@ impl DiagSink {
         }
     }
 
+    /// True once no more errors will be stored.
+    pub(crate) fn is_full(&self) -> bool {
+        self.errors.len() >= MAX_ERRORS
+    }
+
     pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }

@@ -45,6 +45,9 @@ pub(crate) trait Sink {
     fn include(&mut self, path: &str, readonly: bool, loc: Location, diags: &mut DiagSink);
 }
 
+/// Longest source line quoted in a diagnostic.
+const MAX_SNIPPET: usize = 512;
+
 pub(crate) struct Parser<'a> {
     lex: Lexer<'a>,
     src: &'a str,
@@ -83,7 +86,7 @@ impl<'a> Parser<'a> {
                 )
                 .with_span_len(2),
             };
-            diags.push(self.located(d, &t));
+            self.error(diags, d, &t);
         }
         t
     }
@@ -123,10 +126,25 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Record an error located at `t`, with its source line (unless the report is
+    /// already full: then it is only counted, and the line is not even looked up).
+    fn error(&self, diags: &mut DiagSink, d: Diagnostic, t: &Token<'_>) {
+        if diags.is_full() {
+            diags.dropped += 1;
+            return;
+        }
+        diags.push(self.located(d, t));
+    }
+
     fn located(&self, d: Diagnostic, t: &Token<'_>) -> Diagnostic {
-        let d = d
-            .at(self.loc(t))
-            .with_source_line(Lexer::line_text(self.src, t.line_start));
+        let line = Lexer::line_text(self.src, t.line_start);
+        let d = d.at(self.loc(t));
+        // Very long lines (minified or garbage input) are not quoted in the report.
+        let d = if line.len() <= MAX_SNIPPET {
+            d.with_source_line(line)
+        } else {
+            d
+        };
         if d.span_len.is_none() {
             d.with_span_len(t.len.max(1))
         } else {
@@ -171,40 +189,39 @@ impl<'a> Parser<'a> {
                     if open.pop().is_some() {
                         sink.close_scope();
                     } else {
-                        diags.push(
-                            self.located(
-                                Diagnostic::error(
-                                    "unexpected `}`: expected an option, a scope or an include",
-                                )
-                                .with_help("this `}` has no matching `{`"),
-                                &t,
-                            ),
+                        self.error(
+                            diags,
+                            Diagnostic::error(
+                                "unexpected `}`: expected an option, a scope or an include",
+                            )
+                            .with_help("this `}` has no matching `{`"),
+                            &t,
                         );
                     }
                 }
                 Tok::Word => self.statement(t, &mut open, sink, diags),
                 Tok::DString | Tok::SString => {
-                    diags.push(
-                        self.located(
-                            Diagnostic::error(format!(
-                                "expected an option or scope name, found {}",
-                                Self::found(&t)
-                            ))
-                            .with_help("names are bare words; only values may be quoted"),
-                            &t,
-                        ),
+                    self.error(
+                        diags,
+                        Diagnostic::error(format!(
+                            "expected an option or scope name, found {}",
+                            Self::found(&t)
+                        ))
+                        .with_help("names are bare words; only values may be quoted"),
+                        &t,
                     );
                     // Parse the rest of the statement as if the name were bare.
                     self.statement(t, &mut open, sink, diags);
                 }
                 _ => {
-                    diags.push(self.located(
+                    self.error(
+                        diags,
                         Diagnostic::error(format!(
                             "expected an option, a scope or an include, found {}",
                             Self::found(&t)
                         )),
                         &t,
-                    ));
+                    );
                     if matches!(t.kind, Tok::LParen | Tok::LBracket | Tok::LBrace) {
                         self.skip_balanced(diags);
                     }
@@ -213,12 +230,11 @@ impl<'a> Parser<'a> {
         }
         // Close anything left open, innermost first, with one error for the outermost.
         if let Some(first) = open.first().copied() {
-            diags.push(
-                self.located(
-                    Diagnostic::error("unclosed `{`: expected `}` before the end of the file")
-                        .with_span_len(1),
-                    &first,
-                ),
+            self.error(
+                diags,
+                Diagnostic::error("unclosed `{`: expected `}` before the end of the file")
+                    .with_span_len(1),
+                &first,
             );
         }
         for _ in open.drain(..) {
@@ -242,13 +258,14 @@ impl<'a> Parser<'a> {
                 if vt.kind == Tok::Word && vt.line != t1.line && self.starts_statement(diags) {
                     // `name =` at the end of a line, and the next line is a statement
                     // of its own: the value is missing (do not swallow that name).
-                    diags.push(self.located(
+                    self.error(
+                        diags,
                         Diagnostic::error(format!(
                             "expected a value after `{} =`, found the end of the line",
                             name.text
                         )),
                         &t1,
-                    ));
+                    );
                     self.unread(vt);
                     return;
                 }
@@ -327,18 +344,17 @@ impl<'a> Parser<'a> {
             "write `{} = value` for an option or `{} {{ ... }}` for a scope",
             name.text, name.text
         ));
-        diags.push(self.located(d, name));
+        self.error(diags, d, name);
     }
 
     fn too_deep(&self, t: &Token<'_>, diags: &mut DiagSink) {
-        diags.push(
-            self.located(
-                Diagnostic::error(format!(
-                    "nested too deeply: expected at most {MAX_DEPTH} levels of scopes and values"
-                ))
-                .with_span_len(1),
-                t,
-            ),
+        self.error(
+            diags,
+            Diagnostic::error(format!(
+                "nested too deeply: expected at most {MAX_DEPTH} levels of scopes and values"
+            ))
+            .with_span_len(1),
+            t,
         );
     }
 
@@ -373,14 +389,14 @@ impl<'a> Parser<'a> {
         if t.kind.is_scalar() || matches!(t.kind, Tok::LParen | Tok::LBracket) {
             return self.value(t, depth, diags);
         }
-        diags.push(self.located(
+        self.error(diags,
             Diagnostic::error(format!(
                 "expected a value (a word, a string, a list or a dictionary) after `{} =`, found {}",
                 name.text,
                 Self::found(&t)
             )),
             &t,
-        ));
+        );
         // Give back a token that ends something so the caller sees it; drop a block.
         match t.kind {
             Tok::RBrace | Tok::Eof => self.unread(t),
@@ -425,13 +441,14 @@ impl<'a> Parser<'a> {
                         items.push(v);
                     }
                 }
-                _ => diags.push(self.located(
+                _ => self.error(
+                    diags,
                     Diagnostic::error(format!(
                         "expected a list element or `)`, found {}",
                         Self::found(&t)
                     )),
                     &t,
-                )),
+                ),
             }
         }
         Value::List(List {
@@ -454,16 +471,15 @@ impl<'a> Parser<'a> {
                 Tok::Word | Tok::DString | Tok::SString => {
                     let eq = self.peek(diags);
                     if eq.kind != Tok::Eq {
-                        diags.push(
-                            self.located(
-                                Diagnostic::error(format!(
-                                    "expected `=` after dictionary key `{}`, found {}",
-                                    t.text,
-                                    Self::found(&eq)
-                                ))
-                                .with_help("dictionary entries are written `key = value`"),
-                                &eq,
-                            ),
+                        self.error(
+                            diags,
+                            Diagnostic::error(format!(
+                                "expected `=` after dictionary key `{}`, found {}",
+                                t.text,
+                                Self::found(&eq)
+                            ))
+                            .with_help("dictionary entries are written `key = value`"),
+                            &eq,
                         );
                         if eq.kind.is_scalar() {
                             // Take it as the value of the entry and go on.
@@ -481,13 +497,19 @@ impl<'a> Parser<'a> {
                         });
                     }
                 }
-                _ => diags.push(self.located(
-                    Diagnostic::error(format!(
-                        "expected a dictionary key or `]`, found {}",
-                        Self::found(&t)
-                    )),
-                    &t,
-                )),
+                _ => {
+                    self.error(
+                        diags,
+                        Diagnostic::error(format!(
+                            "expected a dictionary key or `]`, found {}",
+                            Self::found(&t)
+                        )),
+                        &t,
+                    );
+                    if matches!(t.kind, Tok::LParen | Tok::LBracket | Tok::LBrace) {
+                        self.skip_balanced(diags);
+                    }
+                }
             }
         }
         Value::Dict(Dict {
@@ -497,16 +519,15 @@ impl<'a> Parser<'a> {
     }
 
     fn unclosed(&self, open: &Token<'_>, close: &str, found: &Token<'_>, diags: &mut DiagSink) {
-        diags.push(
-            self.located(
-                Diagnostic::error(format!(
-                    "unclosed `{}`: expected `{close}`, found {}",
-                    open.text,
-                    Self::found(found)
-                ))
-                .with_span_len(1),
-                open,
-            ),
+        self.error(
+            diags,
+            Diagnostic::error(format!(
+                "unclosed `{}`: expected `{close}`, found {}",
+                open.text,
+                Self::found(found)
+            ))
+            .with_span_len(1),
+            open,
         );
     }
 
@@ -524,13 +545,14 @@ impl<'a> Parser<'a> {
             Some(v) if rest.kind == Tok::Eof && !diags.has_errors() => Ok(v),
             _ => {
                 if !diags.has_errors() {
-                    diags.push(self.located(
+                    self.error(
+                        &mut diags,
                         Diagnostic::error(format!(
                             "expected exactly one value, found {}",
                             Self::found(if rest.kind == Tok::Eof { &t } else { &rest })
                         )),
                         if rest.kind == Tok::Eof { &t } else { &rest },
-                    ));
+                    );
                 }
                 Err(diags)
             }

@@ -55,14 +55,21 @@ fn check_cycle_exits_1_naming_the_chain() {
 fn check_reports_several_errors_and_warnings() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("many.conf");
-    std::fs::write(&p, "a = 1\na = 2\nb {\n  c = \n  d = (\n}\ninclude \"nope.conf\"\n").unwrap();
+    std::fs::write(
+        &p,
+        "a = 1\na = 2\nb {\n  c = \n  d = (\n}\ninclude \"nope.conf\"\n",
+    )
+    .unwrap();
     let out = run(&["check", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("expected a value after `c =`"), "{err}");
     assert!(err.contains("unclosed `(`"), "{err}");
     assert!(err.contains("included file `nope.conf` not found"), "{err}");
-    assert!(err.contains("warning: option `a` is set more than once"), "{err}");
+    assert!(
+        err.contains("warning: option `a` is set more than once"),
+        "{err}"
+    );
     assert!(err.contains("error: 3 errors"), "{err}");
 }
 
@@ -95,13 +102,25 @@ fn search_path_option_resolves_includes() {
     let p = main.join("node.conf");
     std::fs::write(&p, "include \"common.conf\"\n").unwrap();
     let out = run(&["check", p.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "not found without a search path");
-    let out = run(&["--search-path", lib.to_str().unwrap(), "check", p.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not found without a search path"
+    );
+    let out = run(&[
+        "--search-path",
+        lib.to_str().unwrap(),
+        "check",
+        p.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // The environment variable works too.
     let out = Command::new(env!("CARGO_BIN_EXE_confparse"))
         .args(["check", p.to_str().unwrap()])
-        .env("EC_CONF_SEARCH_PATH", format!("/nonexistent:{}", lib.display()))
+        .env(
+            "EC_CONF_SEARCH_PATH",
+            format!("/nonexistent:{}", lib.display()),
+        )
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -139,10 +158,20 @@ fn dump_prints_resolved_tree_with_locations() {
         .iter()
         .find(|o| o["name"] == "port")
         .unwrap();
-    assert!(port["location"].as_str().unwrap().ends_with("msgc_server.conf:8:3"));
+    assert!(
+        port["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("msgc_server.conf:8:3")
+    );
     assert_eq!(port["value"]["scalar"], "4809");
     assert_eq!(port["value"]["quoted"], false);
-    assert!(port["value"]["location"].as_str().unwrap().ends_with("msgc_server.conf:8:10"));
+    assert!(
+        port["value"]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("msgc_server.conf:8:10")
+    );
     // Every node has a location.
     let mut stack = vec![&v];
     let mut n = 0;

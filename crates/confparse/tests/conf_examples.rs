@@ -29,7 +29,8 @@ fn dict(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn msgc_server_conf_is_valid_with_peers_and_listen() {
     let mut cfg = load_ok("msgc_server.conf");
-    cfg.validate(&msgc_server_schema()).expect("valid for msgc-server");
+    cfg.validate(&msgc_server_schema())
+        .expect("valid for msgc-server");
     assert!(cfg.warnings().is_empty());
     let s = cfg.root().scope("msgc_server").expect("msgc_server scope");
     assert_eq!(
@@ -122,7 +123,9 @@ fn case_and_comments_conf_is_valid() {
     let mut cfg = load_ok("tricky/case-and-comments.conf");
     cfg.validate(&cluster_listener_schema()).expect("valid");
     let root = cfg.root();
-    let l = root.scope("ECCluster_Listener").expect("case-insensitive scope");
+    let l = root
+        .scope("ECCluster_Listener")
+        .expect("case-insensitive scope");
     assert_eq!(l.name(), "eccluster_listener", "original spelling kept");
     let listens: Vec<_> = l.scopes("Listen").collect();
     assert_eq!(listens.len(), 2);
@@ -207,8 +210,14 @@ fn bad_unterminated_reports_line_3_and_the_file() {
     assert!(loc.file.ends_with("tricky/bad-unterminated.conf"));
     assert!(errors[0].message.contains("unterminated string"));
     let rendered = err.to_string();
-    assert!(rendered.contains("bad-unterminated.conf:3:13"), "{rendered}");
-    assert!(rendered.contains(" 3 |     node1 = \"10.10.0.11"), "{rendered}");
+    assert!(
+        rendered.contains("bad-unterminated.conf:3:13"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(" 3 |     node1 = \"10.10.0.11"),
+        "{rendered}"
+    );
 }
 
 #[test]
@@ -291,7 +300,11 @@ fn every_sample_file_is_covered() {
             if p.is_dir() {
                 dirs.push(p);
             } else if p.extension().is_some_and(|x| x == "conf") {
-                let rel = p.strip_prefix(EXAMPLES).unwrap().to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(EXAMPLES)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 found.push(rel);
             }
         }
