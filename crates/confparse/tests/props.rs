@@ -201,7 +201,7 @@ fn render(items: &[GItem], out: &mut String) {
                 }
                 out.push_str(if i % 2 == 0 { " {\n" } else { "\n{ " });
                 render(items, out);
-                out.push_str("}");
+                out.push('}');
             }
         }
         out.push_str(match i % 3 {
