@@ -84,7 +84,8 @@ impl fmt::Display for ListenAddr {
 pub struct ListenOptions {
     /// `listen(2)` backlog (`listen_backlog`, default 500).
     pub backlog: u32,
-    /// Set TCP_NODELAY on accepted sockets (`disable_nagle_algorithm`).
+    /// Set TCP_NODELAY on accepted sockets (`disable_nagle_algorithm`; default
+    /// true, unlike Momentum: Nagle with delayed ACKs stalls HTTP/2 for 40 ms).
     pub nodelay: bool,
     /// SO_RCVBUF in bytes; 0 leaves the OS default (`tcp_recv_buffer_size`).
     pub recv_buffer: usize,
@@ -96,7 +97,7 @@ pub struct ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        Self { backlog: 500, nodelay: false, recv_buffer: 0, send_buffer: 0, file_mode: 0o660 }
+        Self { backlog: 500, nodelay: true, recv_buffer: 0, send_buffer: 0, file_mode: 0o660 }
     }
 }
 
@@ -399,7 +400,7 @@ pub fn read_listens(root: confparse::ScopeRef<'_>, scope: &str) -> Result<Vec<Li
                 enabled: listen.get_bool("enable")?.unwrap_or(true),
                 options: ListenOptions {
                     backlog: listen.get_int("listen_backlog")?.map_or(500, |n| u32::try_from(n).unwrap_or(500)),
-                    nodelay: listen.get_bool("disable_nagle_algorithm")?.unwrap_or(false),
+                    nodelay: listen.get_bool("disable_nagle_algorithm")?.unwrap_or(true),
                     recv_buffer: size(listen.get_int("tcp_recv_buffer_size")?),
                     send_buffer: size(listen.get_int("tcp_send_buffer_size")?),
                     file_mode: listen.get_octal("file_mode")?.unwrap_or(0o660),
