@@ -1,0 +1,22 @@
+//! The cluster node agent: the `ECCluster_Listener` carrying direct
+//! node-to-node RPCs (`eccluster.v1.Node`), and the msgc client that makes the
+//! node a member of the cluster.
+//!
+//! * [`config`]: the typed configuration, read from `ecelerity-cluster.conf`.
+//! * [`membership`]: the msgc client task and the membership it keeps.
+//! * [`service`]: `eccluster.v1.Node` (Info, Membership, Ping, Echo).
+//! * [`error`]: every refusal and its gRPC status.
+//! * [`server`]: [`serve`], the whole node over bound listeners.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod membership;
+pub mod server;
+pub mod service;
+
+pub use config::NodeConfig;
+pub use server::serve;
+
+/// This node's software version, advertised in its node record.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

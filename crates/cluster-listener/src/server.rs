@@ -1,0 +1,169 @@
+//! `serve`: the whole node as one function over already-bound listeners, so
+//! tests run exactly what production runs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proto::eccluster::v1::node_server::NodeServer;
+use service_kit::listen::{BoundListener, incoming};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic_health::ServingStatus;
+
+use crate::config::NodeConfig;
+use crate::membership::{self, Membership};
+use crate::service::{NodeContext, NodeService};
+
+/// The health service name that turns SERVING once the node has joined the
+/// cluster group (and NOT_SERVING again while its msgc session is down).
+pub const NODE_HEALTH_NAME: &str = "eccluster.v1.Node";
+
+/// How long shutdown waits for calls and tasks to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Reflection could not be built from the descriptor set.
+    #[error("building reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A node about to serve: its context is available (e.g. to tests) before
+/// [`Node::run`] is awaited.
+#[derive(Debug)]
+pub struct Node {
+    ctx: Arc<NodeContext>,
+    listeners: Vec<BoundListener>,
+}
+
+impl Node {
+    /// Prepares a node on `listeners` (already bound from `cfg.listens`).
+    pub fn new(cfg: NodeConfig, listeners: Vec<BoundListener>) -> Self {
+        let bound: Vec<_> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let address = cfg.advertised_address(&bound).unwrap_or_default();
+        if address.is_empty() {
+            tracing::warn!("no TCP Listen is bound: peers cannot reach this node");
+        }
+        let membership = Membership::new(&cfg.cluster_group);
+        let ctx = NodeContext {
+            cfg: Arc::new(cfg),
+            membership,
+            started: Instant::now(),
+            listen_addresses: bound.iter().map(ToString::to_string).collect(),
+            address,
+        };
+        Self {
+            ctx: Arc::new(ctx),
+            listeners,
+        }
+    }
+
+    /// What the node knows: configuration, membership, addresses.
+    pub fn context(&self) -> Arc<NodeContext> {
+        self.ctx.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains: health goes
+    /// NOT_SERVING, the msgc session ends, and the call returns within
+    /// [`SHUTDOWN_GRACE`].
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
+        let Node { ctx, listeners } = self;
+        let cfg = ctx.cfg.clone();
+        let tasks = TaskTracker::new();
+        let stop = shutdown.child_token();
+        let (health, routes) = service_kit::grpc::standard_routes(&[NODE_HEALTH_NAME]).await?;
+
+        if cfg.enabled {
+            let record = membership::node_record(&cfg, &ctx.address);
+            tasks.spawn(membership::run(
+                cfg.clone(),
+                record,
+                ctx.membership.clone(),
+                stop.clone(),
+            ));
+            let mut joined = ctx.membership.joined();
+            let readiness = health.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                loop {
+                    let status = if *joined.borrow_and_update() {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    if stop.is_cancelled() {
+                        break;
+                    }
+                    readiness.set_service_status(NODE_HEALTH_NAME, status).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        changed = joined.changed() => if changed.is_err() { break },
+                    }
+                }
+            });
+        } else {
+            tracing::info!("cluster enabled = false: serving without joining the bus");
+            health
+                .set_service_status(NODE_HEALTH_NAME, ServingStatus::Serving)
+                .await;
+        }
+
+        let routes = routes.add_service(NodeServer::new(NodeService::new(ctx.clone())));
+        let drain = {
+            let health = health.clone();
+            let stop = stop.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                health
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
+                health
+                    .set_service_status(NODE_HEALTH_NAME, ServingStatus::NotServing)
+                    .await;
+                stop.cancel();
+            }
+        };
+        let server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming(listeners), drain);
+
+        let mut server = std::pin::pin!(server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => {
+                tracing::warn!("shutdown grace of {SHUTDOWN_GRACE:?} passed with connections still open");
+                Ok(())
+            }
+        };
+        stop.cancel();
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("node tasks still running after {SHUTDOWN_GRACE:?}");
+        }
+        result.map_err(ServeError::from)
+    }
+}
+
+/// Runs a node on `listeners` until `shutdown` is cancelled (see [`Node::run`]).
+pub async fn serve(
+    cfg: NodeConfig,
+    listeners: Vec<BoundListener>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    Node::new(cfg, listeners).run(shutdown).await
+}

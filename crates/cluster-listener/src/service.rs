@@ -1,0 +1,179 @@
+//! `eccluster.v1.Node`, served on the ECCluster_Listener: `Info` (Momentum's
+//! `cluster info`), `Membership` (`cluster membership`), `Ping` (look a node
+//! up in the membership, call its listener directly, report the round trip)
+//! and `Echo` (what `Ping` calls).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use proto::eccluster::v1::node_client::NodeClient;
+use proto::eccluster::v1::node_server::Node;
+use proto::eccluster::v1::{
+    EchoRequest, EchoResponse, InfoRequest, MembershipRequest, MembershipResponse, NodeInfo,
+    PingRequest, PingResponse,
+};
+use tonic::transport::Endpoint;
+use tonic::{Request, Response, Status};
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::membership::Membership;
+
+/// How long a ping may take, dial included.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the service knows about this node.
+#[derive(Debug)]
+pub struct NodeContext {
+    /// The configuration the node runs with.
+    pub cfg: Arc<NodeConfig>,
+    /// The cluster as this node sees it.
+    pub membership: Membership,
+    /// When the node started.
+    pub started: Instant,
+    /// Every bound listen address.
+    pub listen_addresses: Vec<String>,
+    /// `nodeaddr:port`, advertised to peers ("" if no TCP listener).
+    pub address: String,
+}
+
+/// The `eccluster.v1.Node` service.
+#[derive(Debug, Clone)]
+pub struct NodeService {
+    ctx: Arc<NodeContext>,
+    nonce: Arc<AtomicU64>,
+}
+
+impl NodeService {
+    /// Serves `ctx`.
+    pub fn new(ctx: Arc<NodeContext>) -> Self {
+        // Nonces start from the clock so two runs of a node do not repeat them.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(1));
+        Self {
+            ctx,
+            nonce: Arc::new(AtomicU64::new(seed)),
+        }
+    }
+
+    /// Looks `node` up, dials its listener, calls Echo, and times the call.
+    async fn ping(&self, node: &str) -> Result<PingResponse, NodeError> {
+        if node.is_empty() {
+            return Err(NodeError::MissingNode);
+        }
+        let entry = self
+            .ctx
+            .membership
+            .lookup(node)
+            .ok_or_else(|| NodeError::UnknownNode(node.to_owned()))?;
+        if entry.address.is_empty() {
+            return Err(NodeError::NoAddress(node.to_owned()));
+        }
+        let address = entry.address;
+        let unreachable = |reason: String| NodeError::Unreachable {
+            node: node.to_owned(),
+            address: address.clone(),
+            reason,
+        };
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(PING_TIMEOUT)
+            .timeout(PING_TIMEOUT)
+            .tcp_nodelay(true);
+        let channel = tokio::time::timeout(PING_TIMEOUT, endpoint.connect())
+            .await
+            .map_err(|_| unreachable(format!("no connection within {PING_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(transport_reason(&e)))?;
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
+        let request = EchoRequest {
+            from: self.ctx.cfg.nodename.clone(),
+            nonce,
+        };
+        let start = Instant::now();
+        let reply = NodeClient::new(channel)
+            .echo(request)
+            .await
+            .map_err(|status| unreachable(format!("Echo failed: {}", status.message())))?
+            .into_inner();
+        let rtt = start.elapsed();
+        if reply.node != node || reply.nonce != nonce {
+            return Err(NodeError::WrongNode {
+                node: node.to_owned(),
+                address,
+                answered: reply.node,
+            });
+        }
+        Ok(PingResponse {
+            node: node.to_owned(),
+            address,
+            rtt_us: u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+/// A transport error with its causes, which tonic keeps in the source chain.
+fn transport_reason(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<NodeInfo>, Status> {
+        let ctx = &self.ctx;
+        let cfg = &ctx.cfg;
+        let link = ctx.membership.link();
+        Ok(Response::new(NodeInfo {
+            node_name: cfg.nodename.clone(),
+            address: ctx.address.clone(),
+            subcluster: cfg.subcluster.clone(),
+            node_type: cfg.node_type.clone(),
+            version: crate::VERSION.to_owned(),
+            uptime_seconds: ctx.started.elapsed().as_secs(),
+            listen_addresses: ctx.listen_addresses.clone(),
+            msgc_server: if link.connected {
+                link.server_addr.clone()
+            } else {
+                String::new()
+            },
+            msgc_connected: link.connected,
+            msgc_private_name: link.private_name.clone(),
+            cluster_leader: ctx.membership.leader().unwrap_or_default(),
+            logs: cfg.logs.clone().into_iter().collect(),
+            msgc_server_name: link.server_name,
+            msgc_last_error: link.last_error,
+            cluster_group: cfg.cluster_group.clone(),
+            groups: ctx.membership.own_groups(),
+        }))
+    }
+
+    async fn membership(
+        &self,
+        _request: Request<MembershipRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        Ok(Response::new(self.ctx.membership.snapshot()))
+    }
+
+    async fn ping(&self, request: Request<PingRequest>) -> Result<Response<PingResponse>, Status> {
+        let node = request.into_inner().node;
+        let reply = NodeService::ping(self, &node).await?;
+        tracing::debug!(node = %reply.node, rtt_us = reply.rtt_us, "ping");
+        Ok(Response::new(reply))
+    }
+
+    async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        let request = request.into_inner();
+        Ok(Response::new(EchoResponse {
+            node: self.ctx.cfg.nodename.clone(),
+            nonce: request.nonce,
+        }))
+    }
+}
