@@ -122,13 +122,15 @@ impl Node {
             let shutdown = shutdown.clone();
             async move {
                 shutdown.cancelled().await;
+                // Stop the readiness task first, so it cannot turn the node
+                // SERVING again after this.
+                stop.cancel();
                 health
                     .set_service_status("", ServingStatus::NotServing)
                     .await;
                 health
                     .set_service_status(NODE_HEALTH_NAME, ServingStatus::NotServing)
                     .await;
-                stop.cancel();
             }
         };
         let server = tonic::transport::Server::builder()

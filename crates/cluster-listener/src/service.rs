@@ -171,6 +171,7 @@ impl Node for NodeService {
 
     async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
         let request = request.into_inner();
+        tracing::debug!(from = %request.from, nonce = request.nonce, "echo");
         Ok(Response::new(EchoResponse {
             node: self.ctx.cfg.nodename.clone(),
             nonce: request.nonce,
