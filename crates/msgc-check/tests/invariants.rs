@@ -695,3 +695,62 @@ fn reports_every_violation() {
     );
     assert!(text.contains("... and"), "{text}");
 }
+
+#[test]
+fn large_run() {
+    // 8 clients, 4 publishers × 2500 messages each, one loss half-way: the
+    // pairwise and per-survivor checks stay linear enough for real test runs.
+    use ViewChange::{Join, ServerLost};
+    let names: Vec<String> = (0..8).map(|c| format!("#c{c}#s{}", c % 4)).collect();
+    let mut logs: Vec<ClientLog> = names
+        .iter()
+        .enumerate()
+        .map(|(c, n)| client(n, &format!("s{}", c % 4), c % 4 != 3, Vec::new()))
+        .collect();
+    let mut members: Vec<&str> = Vec::new();
+    let mut seq = 0;
+    for (c, n) in names.iter().enumerate() {
+        members.push(n);
+        seq += 1;
+        let v = view("g", c as u32 + 1, Join, &members, (1, seq));
+        for log in &mut logs[..=c] {
+            log.records.push(v.clone());
+        }
+    }
+    let mut publishers: Vec<PublisherLog> = (0..4)
+        .map(|p| PublisherLog::new(format!("p{p}"), "g"))
+        .collect();
+    for k in 0..10_000u64 {
+        if k == 5_000 {
+            members.retain(|m| !m.ends_with("#s3"));
+            let v = view("g", 9, ServerLost, &members, (2, 1));
+            seq = 1;
+            for log in logs.iter_mut().filter(|l| l.survived) {
+                log.records.push(v.clone());
+            }
+        }
+        seq += 1;
+        let p = &mut publishers[(k % 4) as usize];
+        p.next_payload(0);
+        p.ack(p.sent.len() as u64);
+        let m = msg(
+            "g",
+            &p.tag,
+            *p.sent.last().expect("sent"),
+            (if k < 5_000 { 1 } else { 2 }, seq),
+        );
+        for log in logs.iter_mut().filter(|l| k < 5_000 || l.survived) {
+            log.records.push(m.clone());
+        }
+    }
+    let run = Run {
+        clients: logs,
+        publishers,
+        lost_servers: vec!["s3".into()],
+    };
+    let summary = check(&run).unwrap_or_else(|v| panic!("{}", report(&v, 20)));
+    assert_eq!(summary.deliveries, 8 * 5_000 + 6 * 5_000);
+    assert_eq!(summary.required_deliveries, 6 * 10_000);
+    assert_eq!(summary.server_lost_views, 6);
+    assert_eq!(summary.pairs_compared, 28);
+}
