@@ -349,15 +349,15 @@ impl Sink for Builder<'_> {
         let scope = self.current();
         let readonly = self.readonly > 0;
         let origin = self.origin();
-        if let SetOutcome::Replaced(old) =
-            self.tree
-                .set_option(scope, name, value, loc.clone(), readonly, origin)
+        if let SetOutcome::Replaced(old, id) = self
+            .tree
+            .set_option(scope, name, value, loc, readonly, origin)
         {
             let scope_name = scope_label(&self.tree, scope);
             let d = Diagnostic::warning(format!(
                 "option `{name}` is set more than once in {scope_name}; the last value wins"
             ))
-            .at(loc)
+            .at(self.tree.option(id).location.clone())
             .with_help(format!("first set at {old}; remove one of the two"));
             diags.push(self.sources.annotate(d));
         }

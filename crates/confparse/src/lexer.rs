@@ -206,6 +206,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next token. After the end it keeps returning `Eof`.
+    #[inline]
     pub(crate) fn next_token(&mut self) -> Token<'a> {
         if let Some(err) = self.skip_trivia() {
             return err;

@@ -69,6 +69,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    #[inline]
     fn lex_one(&mut self, diags: &mut DiagSink) -> Token<'a> {
         let t = self.lex.next_token();
         if let Some(e) = t.error {
@@ -91,6 +92,7 @@ impl<'a> Parser<'a> {
         t
     }
 
+    #[inline]
     fn peek(&mut self, diags: &mut DiagSink) -> Token<'a> {
         self.peek_n(0, diags)
     }
@@ -99,6 +101,7 @@ impl<'a> Parser<'a> {
         self.peek_n(1, diags)
     }
 
+    #[inline]
     fn peek_n(&mut self, n: usize, diags: &mut DiagSink) -> Token<'a> {
         while self.la.len() <= n {
             let t = self.lex_one(diags);
@@ -107,6 +110,7 @@ impl<'a> Parser<'a> {
         self.la[n]
     }
 
+    #[inline]
     fn next(&mut self, diags: &mut DiagSink) -> Token<'a> {
         match self.la.pop_front() {
             Some(t) => t,
@@ -118,6 +122,7 @@ impl<'a> Parser<'a> {
         self.la.push_front(t);
     }
 
+    #[inline]
     fn loc(&self, t: &Token<'_>) -> Location {
         Location {
             file: self.file.clone(),

@@ -14,7 +14,7 @@
 //!   and produces a warning.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Location, Sources};
@@ -155,6 +155,29 @@ pub(crate) struct ScopeNode {
     pub(crate) items: Vec<Item>,
     /// Index of the file the scope was first written in (for the read-only pass).
     pub(crate) origin: u32,
+    /// Name index, built only once the scope holds more than [`SMALL`] items (small
+    /// scopes are scanned: faster, and no allocation).
+    index: Option<Box<ScopeIndex>>,
+}
+
+/// Scopes with at most this many items are searched linearly.
+const SMALL: usize = 12;
+
+type KeyMap = HashMap<u64, Ids, BuildHasherDefault<KeyHasher>>;
+
+#[derive(Clone, Debug, Default)]
+struct ScopeIndex {
+    scopes: KeyMap,
+    options: KeyMap,
+}
+
+fn index_insert(m: &mut KeyMap, key: u64, id: u32) {
+    match m.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(id),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(Ids::One(id));
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -198,11 +221,13 @@ fn key_hash(name: &str, instance: Option<&str>) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     if let Some(inst) = instance {
-        h ^= 0xff;
+        // A separator no name byte produces after lowercasing, then the exact bytes.
+        h ^= 0x1_00;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        let mut s = std::collections::hash_map::DefaultHasher::new();
-        inst.hash(&mut s);
-        h ^= s.finish();
+        for b in inst.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
     }
     h
 }
@@ -212,15 +237,36 @@ fn key_hash(name: &str, instance: Option<&str>) -> u64 {
 pub(crate) struct Tree {
     pub(crate) scopes: Vec<ScopeNode>,
     pub(crate) options: Vec<OptionNode>,
-    scope_index: HashMap<(ScopeId, u64), Ids>,
-    option_index: HashMap<(ScopeId, u64), Ids>,
+}
+
+/// The index keys are already hashes: mix them cheaply instead of running SipHash
+/// again (not exposed to untrusted hash flooding: names come from the operator's own
+/// files, and a collision only costs a comparison).
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(n)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
 }
 
 /// What [`Tree::set_option`] did.
 pub(crate) enum SetOutcome {
     New,
-    /// Replaced an earlier value set at this location.
-    Replaced(Location),
+    /// Replaced an earlier value set at this location (the option's id follows).
+    Replaced(Location, OptId),
 }
 
 impl Tree {
@@ -234,10 +280,9 @@ impl Tree {
                 parent: None,
                 items: Vec::new(),
                 origin: 0,
+                index: None,
             }],
             options: Vec::new(),
-            scope_index: HashMap::new(),
-            option_index: HashMap::new(),
         }
     }
 
@@ -249,6 +294,15 @@ impl Tree {
         &self.options[id as usize]
     }
 
+    fn scope_matches(&self, id: ScopeId, name: &str, instance: Option<&str>) -> bool {
+        let s = &self.scopes[id as usize];
+        s.name.eq_ignore_ascii_case(name) && s.instance.as_deref() == instance
+    }
+
+    fn option_matches(&self, id: OptId, name: &str) -> bool {
+        self.options[id as usize].name.eq_ignore_ascii_case(name)
+    }
+
     /// The child scope `name`/`instance` of `parent`, if it exists.
     pub(crate) fn find_scope(
         &self,
@@ -256,11 +310,75 @@ impl Tree {
         name: &str,
         instance: Option<&str>,
     ) -> Option<ScopeId> {
-        let ids = self.scope_index.get(&(parent, key_hash(name, instance)))?;
-        ids.iter().find(|&id| {
-            let s = &self.scopes[id as usize];
-            s.name.eq_ignore_ascii_case(name) && s.instance.as_deref() == instance
-        })
+        let p = &self.scopes[parent as usize];
+        match &p.index {
+            Some(ix) => ix
+                .scopes
+                .get(&key_hash(name, instance))?
+                .iter()
+                .find(|&id| self.scope_matches(id, name, instance)),
+            None => p.items.iter().find_map(|it| match *it {
+                Item::Scope(id) if self.scope_matches(id, name, instance) => Some(id),
+                _ => None,
+            }),
+        }
+    }
+
+    /// The option `name` directly in `scope`.
+    pub(crate) fn find_option(&self, scope: ScopeId, name: &str) -> Option<OptId> {
+        let s = &self.scopes[scope as usize];
+        match &s.index {
+            Some(ix) => ix
+                .options
+                .get(&key_hash(name, None))?
+                .iter()
+                .find(|&id| self.option_matches(id, name)),
+            None => s.items.iter().find_map(|it| match *it {
+                Item::Opt(id) if self.option_matches(id, name) => Some(id),
+                _ => None,
+            }),
+        }
+    }
+
+    /// Record a new item in its scope, building or updating the scope's index.
+    fn add_item(&mut self, parent: ScopeId, item: Item) {
+        let len = {
+            let p = &mut self.scopes[parent as usize];
+            p.items.push(item);
+            p.items.len()
+        };
+        let has_index = self.scopes[parent as usize].index.is_some();
+        if !has_index && len <= SMALL {
+            return;
+        }
+        let keyed: Vec<(Item, u64)> = if has_index {
+            vec![(item, self.item_key(item))]
+        } else {
+            self.scopes[parent as usize]
+                .items
+                .iter()
+                .map(|&it| (it, self.item_key(it)))
+                .collect()
+        };
+        let ix = self.scopes[parent as usize]
+            .index
+            .get_or_insert_with(Default::default);
+        for (it, key) in keyed {
+            match it {
+                Item::Scope(id) => index_insert(&mut ix.scopes, key, id),
+                Item::Opt(id) => index_insert(&mut ix.options, key, id),
+            }
+        }
+    }
+
+    fn item_key(&self, it: Item) -> u64 {
+        match it {
+            Item::Scope(id) => {
+                let s = &self.scopes[id as usize];
+                key_hash(&s.name, s.instance.as_deref())
+            }
+            Item::Opt(id) => key_hash(&self.options[id as usize].name, None),
+        }
     }
 
     /// Find or create the child scope; a found scope is the merge target.
@@ -285,22 +403,10 @@ impl Tree {
             parent: Some(parent),
             items: Vec::new(),
             origin,
+            index: None,
         });
-        self.scopes[parent as usize].items.push(Item::Scope(id));
-        match self.scope_index.entry((parent, key_hash(name, instance))) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(id),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Ids::One(id));
-            }
-        }
+        self.add_item(parent, Item::Scope(id));
         id
-    }
-
-    /// The option `name` directly in `scope`.
-    pub(crate) fn find_option(&self, scope: ScopeId, name: &str) -> Option<OptId> {
-        let ids = self.option_index.get(&(scope, key_hash(name, None)))?;
-        ids.iter()
-            .find(|&id| self.options[id as usize].name.eq_ignore_ascii_case(name))
     }
 
     /// Set an option: a new one is appended, an existing one takes the new value (and
@@ -320,7 +426,7 @@ impl Tree {
             o.value = value;
             o.readonly = readonly;
             o.origin = origin;
-            return SetOutcome::Replaced(old);
+            return SetOutcome::Replaced(old, id);
         }
         let id = OptId::try_from(self.options.len()).unwrap_or(OptId::MAX);
         self.options.push(OptionNode {
@@ -331,13 +437,7 @@ impl Tree {
             scope,
             origin,
         });
-        self.scopes[scope as usize].items.push(Item::Opt(id));
-        match self.option_index.entry((scope, key_hash(name, None))) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(id),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Ids::One(id));
-            }
-        }
+        self.add_item(scope, Item::Opt(id));
         SetOutcome::New
     }
 

@@ -537,3 +537,38 @@ fn services_can_make_located_diagnostics() {
     assert!(s.contains("   |   ^^^^^\n"), "{s}");
     assert!(s.ends_with("   = help: write `node1`\n"), "{s}");
 }
+
+#[test]
+fn large_scopes_merge_and_find_like_small_ones() {
+    // Past a dozen items a scope is indexed by hash: behaviour must not change.
+    let mut text = String::from("big {\n");
+    for i in 0..40 {
+        text.push_str(&format!(
+            "opt{i} = {i}\nsub{i} {{ a = {i} }}\nnamed \"n{i}\" {{ }}\n"
+        ));
+    }
+    for i in (0..40).step_by(7) {
+        text.push_str(&format!(
+            "OPT{i} = x{i}\nSUB{i} {{ b = {i} }}\nNamed \"n{i}\" {{ c = 1 }}\n"
+        ));
+    }
+    text.push_str("}\n");
+    let cfg = parse(&text);
+    let big = cfg.root().scope("big").unwrap();
+    assert_eq!(big.options().count(), 40);
+    assert_eq!(big.children().count(), 80);
+    assert_eq!(cfg.warnings().len(), 6);
+    assert_eq!(big.get_str("opt14").unwrap().as_deref(), Some("x14"));
+    assert_eq!(big.get_str("Opt15").unwrap().as_deref(), Some("15"));
+    let sub = big.scope("sub21").unwrap();
+    assert_eq!(sub.get_int("a").unwrap(), Some(21));
+    assert_eq!(sub.get_int("b").unwrap(), Some(21));
+    assert!(
+        big.named_scope("NAMED", "n35")
+            .unwrap()
+            .option("c")
+            .is_some()
+    );
+    assert!(big.named_scope("named", "N35").is_none());
+    assert!(big.scope("sub40").is_none());
+}
