@@ -79,6 +79,7 @@ pub mod dump;
 pub mod format;
 pub mod include;
 mod lexer;
+pub mod momentum;
 pub mod overrides;
 mod parser;
 pub mod schema;

@@ -192,3 +192,33 @@ fn dump_of_bad_file_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn check_with_schema_reports_unknown_options() {
+    let f = example("tricky/bad-unknown-option.conf");
+    let out = run(&["check", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "syntax alone is fine");
+    let out = run(&["check", "--schema", "cluster-listener", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: unknown option `listen_backlogg` in scope `Listen`"),
+        "{err}"
+    );
+    assert!(err.contains("bad-unknown-option.conf:3:5"), "{err}");
+    assert!(
+        err.contains("= help: did you mean `listen_backlog`?"),
+        "{err}"
+    );
+    let ok = example("ecelerity-cluster.conf");
+    let out = run(&[
+        "--schema",
+        "cluster-listener",
+        "check",
+        ok.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(&["check", "--schema", "nope", ok.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown schema `nope`"));
+}

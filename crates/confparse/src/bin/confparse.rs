@@ -6,6 +6,8 @@
 //!   every node with its `"location": "file:line:col"`.
 //!
 //! `--search-path DIR` (repeatable, or colon-separated) replaces `EC_CONF_SEARCH_PATH`.
+//! `--schema msgc-server|cluster-listener|all` also validates the scopes that schema
+//! owns (see `confparse::momentum`), so unknown options are reported.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,10 @@ struct Cli {
     /// Include search path (colon-separated, repeatable); default: EC_CONF_SEARCH_PATH.
     #[arg(long, global = true, value_name = "DIRS")]
     search_path: Vec<String>,
+    /// Also validate against a built-in schema: msgc-server, cluster-listener or all
+    /// (unknown options in the scopes it owns become errors).
+    #[arg(long, global = true, value_name = "NAME")]
+    schema: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,13 +65,31 @@ fn main() -> ExitCode {
     let file = match &cli.command {
         Command::Check { file } | Command::Dump { file } => file,
     };
-    let cfg = match loader.load_file(file) {
+    let schema = match cli
+        .schema
+        .as_deref()
+        .map(|n| (n, confparse::momentum::by_name(n)))
+    {
+        None => None,
+        Some((_, Some(s))) => Some(s),
+        Some((n, None)) => {
+            eprintln!("error: unknown schema `{n}`: expected msgc-server, cluster-listener or all");
+            return ExitCode::from(2);
+        }
+    };
+    let mut cfg = match loader.load_file(file) {
         Ok(cfg) => cfg,
         Err(diags) => {
             eprint!("{diags}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(schema) = &schema
+        && let Err(diags) = cfg.validate(schema)
+    {
+        eprint!("{diags}");
+        return ExitCode::FAILURE;
+    }
     for w in cfg.warnings() {
         eprintln!("{w}");
     }

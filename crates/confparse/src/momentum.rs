@@ -1,0 +1,119 @@
+//! Schemas for the Momentum scopes this project reads, with Momentum's documented
+//! defaults: the listener scopes (`ECCluster_Listener`, `msgcserver_listener`, each
+//! with `Listen "<address>" { }` children), `msgc_server`, `msgc_client` and `cluster`
+//! (with its `Replicate` and `Topology` sub-scopes).
+//!
+//! Services compose what they own from these pieces; `confparse check --schema NAME`
+//! uses the composed schemas [`msgc_server_schema`], [`cluster_listener_schema`] and
+//! [`all`]. Rules a schema cannot express (e.g. peer names must be lower-case) stay
+//! with the services.
+
+use crate::schema::{Kind, Schema, ScopeSchema};
+
+/// Options valid in a listener scope and in each of its `Listen` scopes; defaults are
+/// declared on the listener only, so a `Listen` falls back to its listener's value and
+/// then to the listener's default.
+fn listener_options(s: ScopeSchema, defaults: bool) -> ScopeSchema {
+    let d = |v: &'static str| if defaults { Some(v) } else { None };
+    s.option("enable", Kind::Bool, d("true"))
+        .option("listen_backlog", Kind::Int, d("500"))
+        .option("accept_queue_backlog", Kind::Int, d("0"))
+        .option("concurrency", Kind::Int, d("0"))
+        .option("events_per_iter", Kind::Int, d("0"))
+        .option("disable_nagle_algorithm", Kind::Bool, d("false"))
+        .option("file_mode", Kind::Octal, d("0660"))
+        .option("tcp_recv_buffer_size", Kind::Int, d("4096"))
+        .option("tcp_send_buffer_size", Kind::Int, d("4096"))
+        .option("pool_name", Kind::Str, None)
+}
+
+/// A listener scope (e.g. `ECCluster_Listener`, `msgcserver_listener`) with its
+/// `Listen` children.
+pub fn listener(name: &str) -> ScopeSchema {
+    listener_options(ScopeSchema::anonymous(name), true)
+        .child(listener_options(ScopeSchema::named("Listen"), false))
+}
+
+fn msgc_timers(s: ScopeSchema) -> ScopeSchema {
+    s.option("connect_timeout", Kind::Duration, Some("60"))
+        .option("idle_timeout", Kind::Duration, Some("30"))
+        .option("keepalive_interval", Kind::Duration, Some("5"))
+        .option("reconnect_interval", Kind::Duration, Some("5"))
+        .option("max_backlog", Kind::Int, Some("5000"))
+        .option("messages_per_iter", Kind::Int, Some("20"))
+        .option("tcpbuf_size", Kind::Int, Some("131072"))
+        .option("debug_level", Kind::Str, Some("ERROR"))
+}
+
+/// `msgc_server { peers = [ name = "address" ... ] port = 4809 ... }`.
+pub fn msgc_server() -> ScopeSchema {
+    msgc_timers(
+        ScopeSchema::anonymous("msgc_server")
+            .option("peers", Kind::Dict, None)
+            .option("port", Kind::Int, Some("4809")),
+    )
+}
+
+/// `msgc_client { server = ( "host:port" ) bind_address = ... }`.
+pub fn msgc_client() -> ScopeSchema {
+    msgc_timers(
+        ScopeSchema::anonymous("msgc_client")
+            .option("server", Kind::List, None)
+            .option("bind_address", Kind::Str, None),
+    )
+}
+
+/// `cluster { }` with `Replicate "<name>" { }` (contents not checked) and
+/// `Topology "<cidr>" { cidrmask interface }`.
+pub fn cluster() -> ScopeSchema {
+    ScopeSchema::anonymous("cluster")
+        .option("cluster_group", Kind::Str, Some("ec_cluster"))
+        .option("control_group", Kind::Str, Some("ec_console"))
+        .option("nodename", Kind::Str, None)
+        .option("nodeaddr", Kind::Str, None)
+        .option("logs", Kind::Dict, None)
+        .option("heartbeats_per_sec", Kind::Int, Some("1"))
+        .option("view_mature_time", Kind::Duration, Some("5"))
+        .option("enabled", Kind::Bool, Some("true"))
+        .option("debug_level", Kind::Str, None)
+        .child(ScopeSchema::named("Replicate").open())
+        .child(
+            ScopeSchema::named("Topology")
+                .option("cidrmask", Kind::Int, None)
+                .option("interface", Kind::Str, None),
+        )
+}
+
+/// What msgc-server owns: `msgc_server`, `msgcserver_listener`, `msgc_client`.
+pub fn msgc_server_schema() -> Schema {
+    Schema::new()
+        .scope(msgc_server())
+        .scope(listener("msgcserver_listener"))
+        .scope(msgc_client())
+}
+
+/// What cluster-listener owns: `ECCluster_Listener`, `cluster`, and the msgc scopes
+/// of the included `msgc_server.conf`.
+pub fn cluster_listener_schema() -> Schema {
+    Schema::new()
+        .scope(listener("ECCluster_Listener"))
+        .scope(cluster())
+        .scope(msgc_server())
+        .scope(listener("msgcserver_listener"))
+        .scope(msgc_client())
+}
+
+/// Every scope described here (the union of the two services' schemas).
+pub fn all() -> Schema {
+    cluster_listener_schema()
+}
+
+/// A composed schema by name: `msgc-server`, `cluster-listener` or `all`.
+pub fn by_name(name: &str) -> Option<Schema> {
+    match name {
+        "msgc-server" => Some(msgc_server_schema()),
+        "cluster-listener" => Some(cluster_listener_schema()),
+        "all" => Some(all()),
+        _ => None,
+    }
+}
