@@ -1,6 +1,6 @@
 //! Shared test helpers: paths to the sample configs and the schemas of the two services
 //! as the reference document describes them.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 
