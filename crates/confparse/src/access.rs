@@ -144,9 +144,10 @@ impl<'a> ScopeRef<'a> {
     }
 
     /// Every child scope of type `name` (anonymous or named), in source order.
-    pub fn scopes(&self, name: &'a str) -> impl Iterator<Item = ScopeRef<'a>> + 'a {
+    pub fn scopes(&self, name: &str) -> impl Iterator<Item = ScopeRef<'a>> + 'a {
+        let name = name.to_owned();
         self.children()
-            .filter(move |s| s.name().eq_ignore_ascii_case(name))
+            .filter(move |s| s.name().eq_ignore_ascii_case(&name))
     }
 
     /// Every child scope, in source order.

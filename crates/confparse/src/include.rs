@@ -258,9 +258,8 @@ impl<'l> Builder<'l> {
             return vec![path.to_path_buf()];
         }
         let mut v = Vec::new();
-        match self.files.last().and_then(|f| f.dir.as_ref()) {
-            Some(d) => v.push(d.join(path)),
-            None => v.push(path.to_path_buf()),
+        if let Some(d) = self.files.last().and_then(|f| f.dir.as_ref()) {
+            v.push(d.join(path));
         }
         for d in &self.loader.search_path {
             v.push(d.join(path));
@@ -381,6 +380,9 @@ impl Sink for Builder<'_> {
                 .map(|c| c.display().to_string())
                 .collect();
             looked.dedup();
+            if looked.is_empty() {
+                looked.push("nowhere (no base directory and an empty search path)".into());
+            }
             let d = Diagnostic::error(format!(
                 "included file `{path}` not found: expected a file or directory"
             ))

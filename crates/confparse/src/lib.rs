@@ -50,9 +50,11 @@
 //!   file in `conf.d/` can add to `msgc_server { }`); named scopes merge when type and
 //!   instance match. An option set twice in one scope: the last value wins and a
 //!   warning is produced ([`Config::warnings`]); warnings never fail a load.
-//! * **Includes**: see [`include`] — relative to the including file, then the
-//!   search path `EC_CONF_SEARCH_PATH`; directories in byte-wise sorted order skipping
-//!   dot-files; cycles are errors naming the chain; read-only flags recorded.
+//! * **Includes**: see [`include`](mod@include) — relative to the including file (for
+//!   [`Loader::load_str`], its `base_dir`), then the search path `EC_CONF_SEARCH_PATH`;
+//!   only regular files and directories; directories in byte-wise sorted order skipping
+//!   dot-files, not recursing; cycles are errors naming the chain; read-only flags
+//!   recorded. [`Loader::without_includes`] refuses all includes (untrusted text).
 //! * **Locations**: every scope, option and value has a [`Location`] `file:line:col`
 //!   (1-based; the column counts bytes).
 //! * **Errors** are collected, not fatal at the first: a load reports every error it
@@ -61,6 +63,15 @@
 //! * **Typed getters** ([`ScopeRef::get_int`] and friends) use scope fallback, then
 //!   schema defaults; durations are seconds or take `ms`/`s`/`m`/`h`; booleans accept
 //!   `true/false on/off enabled/disabled yes/no 1/0`. See [`access`].
+//!
+//! # Modules
+//!
+//! `lexer` and `parser` (private) turn text into statements; [`include`](mod@include) loads
+//! files and builds the [`tree`]; [`access`] is the typed read API; [`schema`]
+//! validates; [`momentum`] holds the schemas of the Momentum scopes this project
+//! reads; [`diagnostic`] renders errors; [`overrides`] and [`format`](mod@format) integrate the
+//! environment and the `config` crate; [`dump`] is the JSON form. The `confparse`
+//! binary (`check`, `dump`) sits on top.
 //!
 //! # Environment variables
 //!
