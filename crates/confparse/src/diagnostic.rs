@@ -358,22 +358,40 @@ impl DiagSink {
 /// Source texts by file name, so diagnostics made after parsing can show the line.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Sources {
-    files: Vec<(Arc<str>, Arc<str>)>,
+    files: Vec<SourceFile>,
+}
+
+#[derive(Clone, Debug)]
+struct SourceFile {
+    name: Arc<str>,
+    text: Arc<str>,
+    /// Byte offsets of line starts, computed on first use.
+    lines: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl Sources {
     pub(crate) fn add(&mut self, name: Arc<str>, text: Arc<str>) {
-        if !self.files.iter().any(|(n, _)| *n == name) {
-            self.files.push((name, text));
+        if !self.files.iter().any(|f| f.name == name) {
+            self.files.push(SourceFile {
+                name,
+                text,
+                lines: std::sync::OnceLock::new(),
+            });
         }
     }
 
     /// The text of the line `loc` points into, if its file is known.
     pub(crate) fn line(&self, loc: &Location) -> Option<&str> {
-        let (_, text) = self.files.iter().find(|(n, _)| **n == *loc.file)?;
-        text.split('\n')
-            .nth(loc.line.checked_sub(1)? as usize)
-            .map(|l| l.trim_end_matches('\r'))
+        let f = self.files.iter().find(|f| *f.name == *loc.file)?;
+        let starts = f.lines.get_or_init(|| {
+            std::iter::once(0)
+                .chain(f.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let start = *starts.get(loc.line.checked_sub(1)? as usize)?;
+        let rest = f.text.get(start..)?;
+        let end = rest.find('\n').unwrap_or(rest.len());
+        Some(rest[..end].trim_end_matches('\r'))
     }
 
     /// Attach the source line to `d` if it has a location in a known file.
@@ -381,6 +399,7 @@ impl Sources {
         if d.source_line.is_none()
             && let Some(loc) = &d.location
             && let Some(line) = self.line(loc)
+            && line.len() <= 512
         {
             d.source_line = Some(line.into());
         }

@@ -33,7 +33,7 @@
 use std::sync::Arc;
 
 use crate::access::{ScopeRef, check_kind, kind_error};
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, MAX_ERRORS};
 use crate::tree::Config;
 
 /// The kind of value an option takes.
@@ -255,7 +255,18 @@ impl Config {
         while let Some((scope, ss)) = stack.pop() {
             check_scope(scope, ss, &mut errors, &mut stack);
         }
-        let errors: Vec<Diagnostic> = errors.into_iter().map(|d| self.annotate(d)).collect();
+        let total = errors.len();
+        let mut errors: Vec<Diagnostic> = errors
+            .into_iter()
+            .take(MAX_ERRORS)
+            .map(|d| self.annotate(d))
+            .collect();
+        if total > MAX_ERRORS {
+            errors.push(Diagnostic::error(format!(
+                "too many errors: {} more not shown",
+                total - MAX_ERRORS
+            )));
+        }
         self.schema = Some(Arc::new(schema.clone()));
         if errors.is_empty() {
             Ok(())

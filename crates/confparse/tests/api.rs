@@ -572,3 +572,20 @@ fn large_scopes_merge_and_find_like_small_ones() {
     assert!(big.named_scope("named", "N35").is_none());
     assert!(big.scope("sub40").is_none());
 }
+
+#[test]
+fn validation_of_a_huge_bad_file_is_capped_and_fast() {
+    let mut text = String::from("svc {\n");
+    for i in 0..50_000 {
+        text.push_str(&format!("unknown{i} = {i}\n"));
+    }
+    text.push_str("}\n");
+    let mut cfg = parse(&text);
+    let schema = Schema::new().scope(ScopeSchema::anonymous("svc").option("port", Kind::Int, None));
+    let start = std::time::Instant::now();
+    let err = cfg.validate(&schema).unwrap_err();
+    assert_eq!(err.len(), 101);
+    assert_eq!(err.0[100].message, "too many errors: 49900 more not shown");
+    assert!(err.0[99].source_line.as_deref() == Some("unknown99 = 99"));
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
