@@ -35,7 +35,10 @@
 //!   when the value starts on the same line as the name. `name { ... }` is an anonymous
 //!   scope, `name "instance" { ... }` or `name instance { ... }` a named scope (the `{`
 //!   may be on a later line). `include PATH` and `readonly_include PATH` are legal in
-//!   any scope. Names must be bare words.
+//!   any scope. Names must be bare words. After `name =` the value may start on a later
+//!   line, except that `name =` at the end of a line followed by a line that starts a
+//!   statement of its own (`b = ...`, `b {`, `b inst {`) is reported as a missing value
+//!   rather than silently swallowing that line's name.
 //! * **Names** are ASCII case-insensitive everywhere (lookups, merging, schema); the
 //!   spelling first written is kept for messages and dumps. Instance names are compared
 //!   exactly.

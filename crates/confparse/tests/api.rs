@@ -589,3 +589,18 @@ fn validation_of_a_huge_bad_file_is_capped_and_fast() {
     assert!(err.0[99].source_line.as_deref() == Some("unknown99 = 99"));
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn value_on_the_next_line_and_missing_values() {
+    let cfg = parse("a =\n  spread\nb = 1\n");
+    assert_eq!(cfg.root().get_str("a").unwrap().as_deref(), Some("spread"));
+    for text in ["a =\nb = 1\n", "a =\nb { }\n", "a =\nb c {\n}\n"] {
+        let errs = errors(text);
+        assert_eq!(errs.len(), 1, "{text}: {errs:#?}");
+        assert_eq!(
+            errs[0].message, "expected a value after `a =`, found the end of the line",
+            "{text}"
+        );
+        assert_eq!(errs[0].location, Some(Location::new("t.conf", 1, 3)));
+    }
+}
