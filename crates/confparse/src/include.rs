@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::MAX_DEPTH;
 use crate::diagnostic::{DiagSink, Diagnostic, Diagnostics, Location, Sources};
 use crate::parser::{Parser, Sink};
 use crate::tree::Value;
@@ -212,6 +211,8 @@ impl<'l> Builder<'l> {
             dir,
             origin,
         });
+        // Included text nests inside the scopes open where the include stands: the
+        // parser counts those against the nesting limit.
         let base_depth = self.stack.len() - 1;
         let mut diags = std::mem::take(&mut self.diags);
         Parser::new(display, &text, base_depth).parse_body(self, &mut diags);
@@ -424,9 +425,6 @@ impl Sink for Builder<'_> {
         } else {
             self.include_one(found, readonly, &loc);
         }
-        // Depth guard: includes cannot open scopes beyond the limit (the parser checks
-        // against the depth where the include stands).
-        debug_assert!(self.stack.len() <= MAX_DEPTH + 1);
     }
 }
 

@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = cfg.to_json();
     for s in cfg.root().children() {
         for o in s.options() {
-            let _ = (s.get_int(o.name()), s.get_dict(o.name()), s.get_list(o.name()));
+            let _ = (
+                s.get_int(o.name()),
+                s.get_dict(o.name()),
+                s.get_list(o.name()),
+            );
         }
     }
 });

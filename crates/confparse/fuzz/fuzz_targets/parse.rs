@@ -31,7 +31,12 @@ fuzz_target!(|data: &[u8]| {
                 for o in s.options() {
                     let n = o.name();
                     let _ = (s.get_str(n), s.get_int(n), s.get_u64(n), s.get_octal(n));
-                    let _ = (s.get_bool(n), s.get_duration(n), s.get_list(n), s.get_dict(n));
+                    let _ = (
+                        s.get_bool(n),
+                        s.get_duration(n),
+                        s.get_list(n),
+                        s.get_dict(n),
+                    );
                     if let Err(d) = s.get_int(n) {
                         let _ = d.to_string();
                     }
