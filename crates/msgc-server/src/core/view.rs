@@ -99,12 +99,29 @@ impl Core {
         if !propose.members.iter().any(|m| *m == self.cfg.name) {
             return;
         }
-        // Only the lowest server this one can reach may lead it into a view.
-        let lowest_reachable = self.reachable().into_iter().next();
-        if propose.view_id <= self.max_view_id || lowest_reachable.as_deref() != Some(peer) {
+        // The proposer must be the lowest server of its proposal that this one
+        // can reach. Servers it left out count as unreachable: a crashed server
+        // is often noticed a moment later here than there.
+        let lowest = self.reachable().into_iter().find(|s| propose.members.contains(s));
+        // While answering a lower proposer that is still reachable, stay with
+        // it; two proposers that cannot see each other would otherwise take
+        // turns for ever.
+        let loyal_elsewhere = matches!(&self.phase, Phase::Flushing { proposer, .. }
+            if !proposer.is_empty() && proposer.as_str() < peer && self.links.contains_key(proposer));
+        if propose.view_id <= self.max_view_id || lowest.as_deref() != Some(peer) || loyal_elsewhere {
             let refuse = Refuse { proposed_view_id: propose.view_id, known_view_id: self.max_view_id };
             self.send_to(peer, PeerMessage { kind: Some(Kind::Refuse(refuse)) }, 1);
             return;
+        }
+        // Withdraw from an earlier proposal, so its proposer does not install
+        // a view this server is not in.
+        if let Phase::Flushing { view_id, proposer } = &self.phase
+            && !proposer.is_empty()
+            && proposer != peer
+        {
+            let (old, withdrawn) = (proposer.clone(), *view_id);
+            let refuse = Refuse { proposed_view_id: withdrawn, known_view_id: propose.view_id };
+            self.send_to(&old, PeerMessage { kind: Some(Kind::Refuse(refuse)) }, 1);
         }
         self.leave_normal();
         self.max_view_id = propose.view_id;
@@ -115,10 +132,30 @@ impl Core {
         self.send_to(peer, PeerMessage { kind: Some(Kind::FlushState(state)) }, weight);
     }
 
-    pub(super) fn on_refuse(&mut self, _peer: &str, refuse: Refuse) {
-        // The proposal timeout retries with a larger id; retrying here could
-        // ping-pong without pause.
+    pub(super) fn on_refuse(&mut self, peer: &str, refuse: Refuse) {
         self.max_view_id = self.max_view_id.max(refuse.known_view_id);
+        match &self.phase {
+            // Refused for a stale id (a server joining a cluster that has moved
+            // on, or a member that moved to another proposal): propose again at
+            // once above the known id. A refusal for any other reason waits for
+            // the proposal timeout, so two servers cannot ping-pong without pause.
+            Phase::Proposing(p) if p.view_id == refuse.proposed_view_id && refuse.known_view_id >= p.view_id => {
+                let (members, incarnations) = (p.members.clone(), p.incarnations.clone());
+                self.start_proposal(members, incarnations);
+            }
+            // A member of the installed view went to a newer proposal: this
+            // view is contested, so agree on a new one.
+            Phase::Normal
+                if refuse.known_view_id > self.view.id
+                    && self.view.members.iter().any(|m| m == peer)
+                    && self.reachable().first() == Some(&self.cfg.name) =>
+            {
+                let members: Vec<String> = self.reachable().into_iter().collect();
+                let incarnations = members.iter().map(|m| (m.clone(), self.incarnation_of(m))).collect();
+                self.start_proposal(members, incarnations);
+            }
+            _ => {}
+        }
     }
 
     pub(super) fn on_flush_state(&mut self, peer: &str, state: FlushState) {
@@ -302,7 +339,7 @@ impl InstallPlan {
         let mut tails = BTreeMap::new();
         let mut side_tables: Vec<(BTreeSet<&str>, GroupTable)> = Vec::new();
         let mut primary = 0;
-        for (_, members) in &sides {
+        for members in sides.values() {
             // The member that got furthest holds every op any other got.
             let Some(best) = members.iter().max_by_key(|m| p.states[**m].applied_seq) else { continue };
             let best_state = &p.states[*best];

@@ -115,3 +115,76 @@ pub async fn read_until(events: &mut Events, mut done: impl FnMut(&ServerFrame) 
     .await
     .expect("timed out waiting for events");
 }
+
+/// Servers s1..sN as real child processes of the built binary, so a test can
+/// kill one with SIGKILL mid-stream.
+pub struct ProcCluster {
+    pub addrs: Vec<String>,
+    children: Vec<Option<std::process::Child>>,
+    _dir: tempfile::TempDir,
+}
+
+impl ProcCluster {
+    pub fn start(n: usize) -> Self {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+            .collect();
+        let peers: String = ports.iter().enumerate().map(|(i, p)| format!("s{} = \"127.0.0.1:{p}\" ", i + 1)).collect();
+        let mut children = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            let path = dir.path().join(format!("s{}.conf", i + 1));
+            let mut f = std::fs::File::create(&path).unwrap();
+            write!(
+                f,
+                "msgc_server {{ peers = [ {peers}] keepalive_interval = 200ms reconnect_interval = 200ms }}\n\
+                 msgcserver_listener {{ Listen \"127.0.0.1:{port}\" {{ }} }}\n"
+            )
+            .unwrap();
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_msgc-server"))
+                .args(["--config", path.to_str().unwrap(), "--name", &format!("s{}", i + 1)])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            children.push(Some(child));
+        }
+        Self { addrs: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(), children, _dir: dir }
+    }
+
+    /// SIGKILL: the server vanishes without closing anything.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn wait_view(&self, members: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (i, addr) in self.addrs.iter().enumerate() {
+            if !members.contains(&format!("s{}", i + 1).as_str()) {
+                continue;
+            }
+            loop {
+                let s = status(addr).await;
+                if let Some(s) = &s
+                    && s.members == members
+                    && !s.view_change_in_progress
+                {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{addr} never installed {members:?}: {s:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+impl Drop for ProcCluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}
