@@ -16,7 +16,7 @@
 //!
 //! Mapping: the file's top level is the root table. An anonymous scope becomes a table
 //! under its name; named scopes become a table under the type name keyed by instance
-//! (`ecclusters_listener.listen."*:4802"`); lists become arrays, dictionaries tables,
+//! (`eccluster_listener.listen."*:4802"`); lists become arrays, dictionaries tables,
 //! scalars strings. Scope and option names are lower-cased (the environment source
 //! lower-cases its keys too, so `EC_CONF__MSGC_SERVER__PORT` lands on
 //! `msgc_server.port`); instance names and dictionary keys are kept as written. Each
