@@ -16,7 +16,8 @@ use bytes::Bytes;
 use futures::Stream;
 use proto::msgc::v1::bus_client::BusClient;
 use proto::msgc::v1::{
-    ClientFrame, Command, Event, Hello, Join, Leave, NodeRecord, Publish, ServerFrame, Welcome, command, event,
+    ClientFrame, Command, Event, Hello, Join, Leave, NodeRecord, Publish, ServerFrame, Welcome,
+    command, event,
 };
 use tokio::sync::mpsc;
 use tonic::Streaming;
@@ -63,8 +64,15 @@ pub enum ClientError {
 
 /// Connects a gRPC channel to `addr` (`host:port` or a URI).
 pub async fn channel(addr: &str, connect_timeout: Duration) -> Result<Channel, ClientError> {
-    let uri = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
-    let connect = |source| ClientError::Connect { addr: addr.to_owned(), source };
+    let uri = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    let connect = |source| ClientError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
     Endpoint::from_shared(uri)
         .map_err(connect)?
         .connect_timeout(connect_timeout)
@@ -98,16 +106,29 @@ impl Session {
     }
 
     /// Opens a session over an existing channel.
-    pub async fn open(channel: Channel, options: Options) -> Result<(Session, Events), ClientError> {
+    pub async fn open(
+        channel: Channel,
+        options: Options,
+    ) -> Result<(Session, Events), ClientError> {
         let (tx, rx) = mpsc::channel(options.queue.max(1024));
         let hello = Hello {
             client_name: options.client_name,
             no_self_delivery: options.no_self_delivery,
             node: options.node,
         };
-        tx.send(Command { kind: Some(command::Kind::Hello(hello)) }).await.map_err(|_| ClientError::Closed)?;
+        tx.send(Command {
+            kind: Some(command::Kind::Hello(hello)),
+        })
+        .await
+        .map_err(|_| ClientError::Closed)?;
         let mut client = BusClient::new(channel).max_decoding_message_size(MAX_FRAME);
-        let mut inbound = client.session(Batcher { rx, buf: Vec::new() }).await?.into_inner();
+        let mut inbound = client
+            .session(Batcher {
+                rx,
+                buf: Vec::new(),
+            })
+            .await?
+            .into_inner();
         let first = inbound.message().await?.ok_or(ClientError::Closed)?;
         let mut events = first.events.into_iter();
         let welcome = match events.next().and_then(|e| e.kind) {
@@ -116,8 +137,21 @@ impl Session {
         };
         // Events queued right after the welcome may share its frame.
         let rest: Vec<Event> = events.collect();
-        let held = (!rest.is_empty()).then_some(ServerFrame { events: rest, publishes_acked: 0 });
-        Ok((Session { commands: tx, welcome }, Events { inbound, held, acked: first.publishes_acked }))
+        let held = (!rest.is_empty()).then_some(ServerFrame {
+            events: rest,
+            publishes_acked: 0,
+        });
+        Ok((
+            Session {
+                commands: tx,
+                welcome,
+            },
+            Events {
+                inbound,
+                held,
+                acked: first.publishes_acked,
+            },
+        ))
     }
 
     /// What the server said when the session opened.
@@ -131,22 +165,40 @@ impl Session {
     }
 
     async fn send(&self, kind: command::Kind) -> Result<(), ClientError> {
-        self.commands.send(Command { kind: Some(kind) }).await.map_err(|_| ClientError::Closed)
+        self.commands
+            .send(Command { kind: Some(kind) })
+            .await
+            .map_err(|_| ClientError::Closed)
     }
 
     /// Joins `group`, attaching `capabilities`.
-    pub async fn join(&self, group: &str, capabilities: impl Into<Bytes>) -> Result<(), ClientError> {
-        self.send(command::Kind::Join(Join { group: group.to_owned(), capabilities: capabilities.into() })).await
+    pub async fn join(
+        &self,
+        group: &str,
+        capabilities: impl Into<Bytes>,
+    ) -> Result<(), ClientError> {
+        self.send(command::Kind::Join(Join {
+            group: group.to_owned(),
+            capabilities: capabilities.into(),
+        }))
+        .await
     }
 
     /// Leaves `group`.
     pub async fn leave(&self, group: &str) -> Result<(), ClientError> {
-        self.send(command::Kind::Leave(Leave { group: group.to_owned() })).await
+        self.send(command::Kind::Leave(Leave {
+            group: group.to_owned(),
+        }))
+        .await
     }
 
     /// Multicasts `payload` to `group`.
     pub async fn publish(&self, group: &str, payload: impl Into<Bytes>) -> Result<(), ClientError> {
-        self.send(command::Kind::Publish(Publish { group: group.to_owned(), payload: payload.into() })).await
+        self.send(command::Kind::Publish(Publish {
+            group: group.to_owned(),
+            payload: payload.into(),
+        }))
+        .await
     }
 }
 
@@ -189,7 +241,9 @@ impl Stream for Batcher {
         match this.rx.poll_recv_many(cx, &mut this.buf, BATCH) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(0) => Poll::Ready(None),
-            Poll::Ready(_) => Poll::Ready(Some(ClientFrame { commands: std::mem::take(&mut this.buf) })),
+            Poll::Ready(_) => Poll::Ready(Some(ClientFrame {
+                commands: std::mem::take(&mut this.buf),
+            })),
         }
     }
 }

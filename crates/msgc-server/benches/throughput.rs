@@ -17,7 +17,10 @@ use proto::msgc::v1::event;
 const BIN: &str = env!("CARGO_BIN_EXE_msgc-server");
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Servers(Vec<Child>);
@@ -32,9 +35,19 @@ impl Drop for Servers {
 
 fn start_servers(dir: &std::path::Path, backlog: u64) -> (Servers, Vec<String>) {
     let ports: Vec<u16> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
         .collect();
-    let peers: String = ports.iter().enumerate().map(|(i, p)| format!("s{} = \"127.0.0.1:{p}\" ", i + 1)).collect();
+    let peers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("s{} = \"127.0.0.1:{p}\" ", i + 1))
+        .collect();
     let mut children = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let path = dir.join(format!("s{}.conf", i + 1));
@@ -47,13 +60,21 @@ fn start_servers(dir: &std::path::Path, backlog: u64) -> (Servers, Vec<String>) 
         .unwrap();
         children.push(
             Command::new(BIN)
-                .args(["--config", path.to_str().unwrap(), "--name", &format!("s{}", i + 1)])
+                .args([
+                    "--config",
+                    path.to_str().unwrap(),
+                    "--name",
+                    &format!("s{}", i + 1),
+                ])
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap(),
         );
     }
-    (Servers(children), ports.iter().map(|p| format!("127.0.0.1:{p}")).collect())
+    (
+        Servers(children),
+        ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+    )
 }
 
 async fn wait_ready(addrs: &[String]) {
@@ -84,14 +105,23 @@ async fn run(addrs: &[String], group: &str, msgs: u64, size: usize, rate: u64) -
     let epoch = Arc::new(Instant::now());
     let mut subs = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {
-        let (s, mut e) = Session::connect(addr, Options { client_name: format!("sub{i}-{group}"), ..Default::default() })
-            .await
-            .unwrap();
+        let (s, mut e) = Session::connect(
+            addr,
+            Options {
+                client_name: format!("sub{i}-{group}"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         s.join(group, "").await.unwrap();
         // Wait for own join view.
         loop {
             let f = e.next_frame().await.unwrap().unwrap();
-            if f.events.iter().any(|e| matches!(&e.kind, Some(event::Kind::View(_)))) {
+            if f.events
+                .iter()
+                .any(|e| matches!(&e.kind, Some(event::Kind::View(_))))
+            {
                 break;
             }
         }
@@ -102,7 +132,9 @@ async fn run(addrs: &[String], group: &str, msgs: u64, size: usize, rate: u64) -
             let mut first = None;
             let mut lat = Vec::with_capacity(msgs as usize);
             while got < msgs {
-                let Ok(Some(frame)) = e.next_frame().await else { break };
+                let Ok(Some(frame)) = e.next_frame().await else {
+                    break;
+                };
                 let now = epoch.elapsed().as_nanos() as u64;
                 for ev in frame.events {
                     if let Some(event::Kind::Delivery(d)) = ev.kind {
@@ -119,9 +151,17 @@ async fn run(addrs: &[String], group: &str, msgs: u64, size: usize, rate: u64) -
     }
     // Let the joins settle everywhere.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (publisher, mut pub_events) =
-        Session::connect(&addrs[1], Options { client_name: format!("pub-{group}"), ..Default::default() }).await.unwrap();
-    let acks = tokio::spawn(async move { while let Ok(Some(_)) = pub_events.next_frame().await {} });
+    let (publisher, mut pub_events) = Session::connect(
+        &addrs[1],
+        Options {
+            client_name: format!("pub-{group}"),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let acks =
+        tokio::spawn(async move { while let Ok(Some(_)) = pub_events.next_frame().await {} });
     let start = Instant::now();
     let mut payload = vec![0u8; size.max(8)];
     for i in 0..msgs {
@@ -138,7 +178,10 @@ async fn run(addrs: &[String], group: &str, msgs: u64, size: usize, rate: u64) -
     let mut per_sub_rate = Vec::new();
     let mut latencies_us = Vec::new();
     for sub in subs {
-        let (got, elapsed, lat) = tokio::time::timeout(Duration::from_secs(120), sub).await.unwrap().unwrap();
+        let (got, elapsed, lat) = tokio::time::timeout(Duration::from_secs(120), sub)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got, msgs, "a subscriber lost messages");
         per_sub_rate.push(got as f64 / elapsed.as_secs_f64().max(1e-9));
         latencies_us.extend(lat);
@@ -146,7 +189,10 @@ async fn run(addrs: &[String], group: &str, msgs: u64, size: usize, rate: u64) -
     drop(publisher);
     acks.abort();
     latencies_us.sort_unstable();
-    RunResult { per_sub_rate, latencies_us }
+    RunResult {
+        per_sub_rate,
+        latencies_us,
+    }
 }
 
 fn pct(sorted: &[u64], p: f64) -> u64 {
@@ -174,7 +220,11 @@ async fn main() {
     run(&addrs, "warmup", msgs.min(20_000), size, 0).await;
 
     let full = run(&addrs, "full", msgs, size, 0).await;
-    let rates: Vec<String> = full.per_sub_rate.iter().map(|r| format!("{r:.0}")).collect();
+    let rates: Vec<String> = full
+        .per_sub_rate
+        .iter()
+        .map(|r| format!("{r:.0}"))
+        .collect();
     println!(
         "saturated: {msgs} x {size} B, max_backlog {backlog}: per-subscriber msgs/s [{}], latency p50 {} us, p99 {} us",
         rates.join(", "),

@@ -31,7 +31,10 @@ impl AdminService {
 
 #[tonic::async_trait]
 impl proto::msgc::v1::admin_server::Admin for AdminService {
-    async fn list_groups(&self, request: Request<ListGroupsRequest>) -> Result<Response<ListGroupsResponse>, Status> {
+    async fn list_groups(
+        &self,
+        request: Request<ListGroupsRequest>,
+    ) -> Result<Response<ListGroupsResponse>, Status> {
         let group = request.into_inner().group;
         let filter = if group.is_empty() {
             None
@@ -43,7 +46,10 @@ impl proto::msgc::v1::admin_server::Admin for AdminService {
         Ok(Response::new(ListGroupsResponse { groups }))
     }
 
-    async fn get_server_view(&self, _request: Request<GetServerViewRequest>) -> Result<Response<ServerStatus>, Status> {
+    async fn get_server_view(
+        &self,
+        _request: Request<GetServerViewRequest>,
+    ) -> Result<Response<ServerStatus>, Status> {
         Ok(Response::new(self.ask(Query::Status).await?))
     }
 }

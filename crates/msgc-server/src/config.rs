@@ -44,7 +44,10 @@ impl ServerConfig {
     /// A single-server bus named `name` with every default, listening on
     /// `:4809` (the embedded default when no file is given).
     pub fn single(name: &str) -> Self {
-        Self::with_peers(name, [(name.to_owned(), format!("127.0.0.1:{DEFAULT_PORT}"))].into())
+        Self::with_peers(
+            name,
+            [(name.to_owned(), format!("127.0.0.1:{DEFAULT_PORT}"))].into(),
+        )
     }
 
     /// A bus of `peers` with every default timer; `name` is this server.
@@ -84,7 +87,9 @@ impl ServerConfig {
 
     /// Peers other than this server.
     pub fn others(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.peers.iter().filter(move |(name, _)| **name != self.name)
+        self.peers
+            .iter()
+            .filter(move |(name, _)| **name != self.name)
     }
 
     /// How many ops this server may have submitted but not yet stable: the
@@ -145,23 +150,41 @@ pub struct Source {
 impl Source {
     /// A source that reads the process environment.
     pub fn from_process(file: Option<std::path::PathBuf>, name: Option<String>) -> Self {
-        Self { file, name, env: std::env::vars().collect() }
+        Self {
+            file,
+            name,
+            env: std::env::vars().collect(),
+        }
     }
 }
 
-fn int_in<T: TryFrom<i64>>(scope: confparse::ScopeRef<'_>, option: &str, min: i64) -> Result<T, ConfigError> {
-    let value = scope.get_int(option).map_err(|d| confparse::Diagnostics(vec![d]))?.unwrap_or(min);
+fn int_in<T: TryFrom<i64>>(
+    scope: confparse::ScopeRef<'_>,
+    option: &str,
+    min: i64,
+) -> Result<T, ConfigError> {
+    let value = scope
+        .get_int(option)
+        .map_err(|d| confparse::Diagnostics(vec![d]))?
+        .unwrap_or(min);
     if value < min {
-        return Err(ConfigError::Refused(format!("msgc_server {option} must be at least {min}, not {value}")));
+        return Err(ConfigError::Refused(format!(
+            "msgc_server {option} must be at least {min}, not {value}"
+        )));
     }
-    T::try_from(value).map_err(|_| ConfigError::Refused(format!("msgc_server {option} = {value} is too large")))
+    T::try_from(value)
+        .map_err(|_| ConfigError::Refused(format!("msgc_server {option} = {value} is too large")))
 }
 
 /// The dial address of a peer: `host` (then `port` applies), `host:port`,
 /// `[v6]:port`, or a bare IPv6 address.
 pub fn peer_address(value: &str, port: u16) -> String {
     if value.starts_with('[') {
-        if value.contains("]:") { value.to_owned() } else { format!("{value}:{port}") }
+        if value.contains("]:") {
+            value.to_owned()
+        } else {
+            format!("{value}:{port}")
+        }
     } else {
         match value.matches(':').count() {
             0 => format!("{value}:{port}"),
@@ -181,7 +204,11 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
     conf.apply_overrides(confparse::env_overrides_from(source.env.iter().cloned()))?;
     conf.validate(&schema())?;
     let root = conf.root();
-    let env_name = source.env.iter().find(|(k, _)| k == service_kit::node_name::NODE_NAME_ENV).map(|(_, v)| v.as_str());
+    let env_name = source
+        .env
+        .iter()
+        .find(|(k, _)| k == service_kit::node_name::NODE_NAME_ENV)
+        .map(|(_, v)| v.as_str());
     let name = service_kit::node_name::resolve(source.name.as_deref(), env_name);
 
     let server = root.scope("msgc_server");
@@ -190,7 +217,10 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
     let diag = |d| ConfigError::Invalid(confparse::Diagnostics(vec![d]));
     let port: u16 = int_in(scope, "port", 1)?;
     let duration = |option: &str| -> Result<Duration, ConfigError> {
-        Ok(scope.get_duration(option).map_err(diag)?.unwrap_or_default())
+        Ok(scope
+            .get_duration(option)
+            .map_err(diag)?
+            .unwrap_or_default())
     };
 
     let mut peers = BTreeMap::new();
@@ -210,9 +240,17 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
         None if source.file.is_none() => {
             peers.insert(name.to_lowercase(), format!("127.0.0.1:{port}"));
         }
-        None => return Err(ConfigError::Refused("msgc_server { peers = [ ... ] } is missing".to_owned())),
+        None => {
+            return Err(ConfigError::Refused(
+                "msgc_server { peers = [ ... ] } is missing".to_owned(),
+            ));
+        }
     }
-    let name = if source.file.is_none() && scope.option("peers").is_none() { name.to_lowercase() } else { name };
+    let name = if source.file.is_none() && scope.option("peers").is_none() {
+        name.to_lowercase()
+    } else {
+        name
+    };
     if !peers.contains_key(&name) {
         let known: Vec<&str> = peers.keys().map(String::as_str).collect();
         return Err(ConfigError::Refused(format!(
@@ -222,11 +260,20 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
     }
 
     let listens = service_kit::listen::read_listens(root, "msgcserver_listener")?;
-    let listens: Vec<_> = listens.into_iter().filter(|l| l.enabled).map(|l| (l.addr, l.options)).collect();
+    let listens: Vec<_> = listens
+        .into_iter()
+        .filter(|l| l.enabled)
+        .map(|l| (l.addr, l.options))
+        .collect();
     if listens.is_empty() {
-        return Err(ConfigError::Refused("msgcserver_listener has no enabled Listen".to_owned()));
+        return Err(ConfigError::Refused(
+            "msgcserver_listener has no enabled Listen".to_owned(),
+        ));
     }
-    let debug_level = scope.get_str("debug_level").map_err(diag)?.unwrap_or_default();
+    let debug_level = scope
+        .get_str("debug_level")
+        .map_err(diag)?
+        .unwrap_or_default();
     Ok(ServerConfig {
         name,
         peers,

@@ -64,10 +64,14 @@ impl From<BusError> for Status {
             | BusError::EmptyCommand
             | BusError::EndedBeforeHello => Status::invalid_argument(message),
             BusError::TooLarge { .. } => Status::resource_exhausted(message),
-            BusError::AlreadyJoined(_) | BusError::NotJoined(_) => Status::failed_precondition(message),
+            BusError::AlreadyJoined(_) | BusError::NotJoined(_) => {
+                Status::failed_precondition(message)
+            }
             BusError::NoHello(_) => Status::deadline_exceeded(message),
             BusError::Open(OpenError::NameTaken(_)) => Status::already_exists(message),
-            BusError::Open(OpenError::ShuttingDown) | BusError::Stopping => Status::unavailable(message),
+            BusError::Open(OpenError::ShuttingDown) | BusError::Stopping => {
+                Status::unavailable(message)
+            }
             BusError::Transport(status) => status,
         }
     }
@@ -81,10 +85,26 @@ mod tests {
     #[test]
     fn each_refusal_has_a_status_that_names_it() {
         let cases = [
-            (BusError::Name(NameError::Group("a b".into())), Code::InvalidArgument, "a b"),
-            (BusError::TooLarge { size: 10, max: 5 }, Code::ResourceExhausted, "10 bytes"),
-            (BusError::AlreadyJoined("g".into()), Code::FailedPrecondition, "\"g\""),
-            (BusError::Open(OpenError::NameTaken("x".into())), Code::AlreadyExists, "\"x\""),
+            (
+                BusError::Name(NameError::Group("a b".into())),
+                Code::InvalidArgument,
+                "a b",
+            ),
+            (
+                BusError::TooLarge { size: 10, max: 5 },
+                Code::ResourceExhausted,
+                "10 bytes",
+            ),
+            (
+                BusError::AlreadyJoined("g".into()),
+                Code::FailedPrecondition,
+                "\"g\"",
+            ),
+            (
+                BusError::Open(OpenError::NameTaken("x".into())),
+                Code::AlreadyExists,
+                "\"x\"",
+            ),
             (BusError::Stopping, Code::Unavailable, "shutting down"),
         ];
         for (err, code, text) in cases {

@@ -66,7 +66,11 @@ async fn main() -> ExitCode {
         }
     };
     if args.check {
-        println!("Configuration valid: server {} of {} peers", cfg.name, cfg.peers.len());
+        println!(
+            "Configuration valid: server {} of {} peers",
+            cfg.name,
+            cfg.peers.len()
+        );
         return ExitCode::SUCCESS;
     }
     service_kit::telemetry::init(&format!("{},msgc_server=info", cfg.log_level));

@@ -30,8 +30,16 @@ fn frame_of(messages: Vec<PeerMessage>) -> Option<PeerFrame> {
 }
 
 fn peer_stream(outbox: Arc<Outbox<PeerMessage>>) -> PeerStream {
-    let limits = FrameLimits { max_items: FRAME_MESSAGES, max_bytes: FRAME_BYTES, size_of: PeerMessage::encoded_len };
-    FrameStream::new(outbox, limits, frame_of as fn(Vec<PeerMessage>) -> Option<PeerFrame>)
+    let limits = FrameLimits {
+        max_items: FRAME_MESSAGES,
+        max_bytes: FRAME_BYTES,
+        size_of: PeerMessage::encoded_len,
+    };
+    FrameStream::new(
+        outbox,
+        limits,
+        frame_of as fn(Vec<PeerMessage>) -> Option<PeerFrame>,
+    )
 }
 
 /// Who this server is on the mesh.
@@ -46,7 +54,11 @@ impl MeshIdentity {
     /// This server's identity for hellos.
     pub fn new(cfg: Arc<ServerConfig>, incarnation: u64) -> Self {
         let digest = cfg.cluster_digest();
-        Self { cfg, incarnation, digest }
+        Self {
+            cfg,
+            incarnation,
+            digest,
+        }
     }
 
     fn hello(&self) -> PeerMessage {
@@ -91,7 +103,13 @@ async fn read_hello(inbound: &mut Streaming<PeerFrame>) -> Result<PeerHello, Sta
 }
 
 /// Hands frames to the core until the link ends, then reports the end.
-async fn pump(core: CoreHandle, peer: String, link: u64, mut inbound: Streaming<PeerFrame>, stop: CancellationToken) {
+async fn pump(
+    core: CoreHandle,
+    peer: String,
+    link: u64,
+    mut inbound: Streaming<PeerFrame>,
+    stop: CancellationToken,
+) {
     let reason = loop {
         tokio::select! {
             frame = inbound.message() => match frame {
@@ -119,8 +137,18 @@ pub struct MeshService {
 
 impl MeshService {
     /// Serves links for `core`.
-    pub fn new(core: CoreHandle, identity: MeshIdentity, tasks: TaskTracker, stop: CancellationToken) -> Self {
-        Self { core, identity, tasks, stop }
+    pub fn new(
+        core: CoreHandle,
+        identity: MeshIdentity,
+        tasks: TaskTracker,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            core,
+            identity,
+            tasks,
+            stop,
+        }
     }
 }
 
@@ -128,7 +156,10 @@ impl MeshService {
 impl proto::msgc::v1::mesh_server::Mesh for MeshService {
     type LinkStream = PeerStream;
 
-    async fn link(&self, request: Request<Streaming<PeerFrame>>) -> Result<Response<Self::LinkStream>, Status> {
+    async fn link(
+        &self,
+        request: Request<Streaming<PeerFrame>>,
+    ) -> Result<Response<Self::LinkStream>, Status> {
         let mut inbound = request.into_inner();
         let hello = read_hello(&mut inbound).await?;
         if let Err(status) = self.identity.check(&hello) {
@@ -144,13 +175,24 @@ impl proto::msgc::v1::mesh_server::Mesh for MeshService {
             link,
             outbox: outbox.clone(),
         });
-        self.tasks.spawn(pump(self.core.clone(), hello.name, link, inbound, self.stop.clone()));
+        self.tasks.spawn(pump(
+            self.core.clone(),
+            hello.name,
+            link,
+            inbound,
+            self.stop.clone(),
+        ));
         Ok(Response::new(peer_stream(outbox)))
     }
 }
 
 /// Starts one dialler per peer whose name sorts above ours.
-pub fn spawn_dialers(core: &CoreHandle, identity: &MeshIdentity, tasks: &TaskTracker, stop: &CancellationToken) {
+pub fn spawn_dialers(
+    core: &CoreHandle,
+    identity: &MeshIdentity,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) {
     for (peer, addr) in identity.cfg.others() {
         if *peer > identity.cfg.name {
             tasks.spawn(dial_loop(
@@ -211,20 +253,32 @@ async fn dial_once(
         .initial_connection_window_size(window.max(1 << 20))
         .http2_keep_alive_interval(cfg.keepalive_interval.max(Duration::from_secs(1)))
         .keep_alive_while_idle(true);
-    let channel = endpoint.connect().await.map_err(|e| Status::unavailable(e.to_string()))?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
     let mut client = MeshClient::new(channel).max_decoding_message_size(MAX_PEER_FRAME);
     let outbox = Outbox::new(cfg.max_backlog);
     let _ = outbox.push(identity.hello(), 1);
     use futures::StreamExt;
-    let outbound = peer_stream(outbox.clone()).filter_map(|frame| futures::future::ready(frame.ok()));
+    let outbound =
+        peer_stream(outbox.clone()).filter_map(|frame| futures::future::ready(frame.ok()));
     let mut inbound = client.link(outbound).await?.into_inner();
     let hello = read_hello(&mut inbound).await?;
     if hello.name != peer {
-        return Err(Status::permission_denied(format!("dialled {peer:?} at {addr} but {:?} answered", hello.name)));
+        return Err(Status::permission_denied(format!(
+            "dialled {peer:?} at {addr} but {:?} answered",
+            hello.name
+        )));
     }
     identity.check(&hello)?;
     let link = core.new_link_id();
-    core.send(Input::LinkUp { peer: peer.to_owned(), incarnation: hello.incarnation, link, outbox });
+    core.send(Input::LinkUp {
+        peer: peer.to_owned(),
+        incarnation: hello.incarnation,
+        link,
+        outbox,
+    });
     let ended = CancellationToken::new();
     let done = ended.clone();
     let core = core.clone();
@@ -236,4 +290,3 @@ async fn dial_once(
     });
     Ok(ended)
 }
-

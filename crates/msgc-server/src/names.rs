@@ -13,22 +13,36 @@ pub enum NameError {
     #[error("bad group name {0:?}: a group name is 1-64 printable bytes with no whitespace")]
     Group(String),
     /// Not 1-32 bytes of `[A-Za-z0-9._-]`.
-    #[error("bad client name {0:?}: a client name is 1-32 bytes of letters, digits, '.', '_' or '-'")]
+    #[error(
+        "bad client name {0:?}: a client name is 1-32 bytes of letters, digits, '.', '_' or '-'"
+    )]
     Client(String),
 }
 
 /// Checks a group name: 1-64 printable ASCII bytes, no whitespace.
 pub fn check_group(name: &str) -> Result<(), NameError> {
-    let ok = !name.is_empty() && name.len() <= MAX_GROUP_LEN && name.bytes().all(|b| b.is_ascii_graphic());
-    if ok { Ok(()) } else { Err(NameError::Group(name.to_owned())) }
+    let ok = !name.is_empty()
+        && name.len() <= MAX_GROUP_LEN
+        && name.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError::Group(name.to_owned()))
+    }
 }
 
 /// Checks a client name: 1-32 bytes of `[A-Za-z0-9._-]`.
 pub fn check_client(name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_CLIENT_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok { Ok(()) } else { Err(NameError::Client(name.to_owned())) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError::Client(name.to_owned()))
+    }
 }
 
 /// The cluster-unique private name of a client on a server.
@@ -38,7 +52,10 @@ pub fn private_name(client: &str, server: &str) -> String {
 
 /// The server part of a private name, if it has one.
 pub fn server_of(private_name: &str) -> Option<&str> {
-    private_name.strip_prefix('#')?.split_once('#').map(|(_, server)| server)
+    private_name
+        .strip_prefix('#')?
+        .split_once('#')
+        .map(|(_, server)| server)
 }
 
 #[cfg(test)]

@@ -54,7 +54,9 @@ impl<T> Outbox<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A panic while holding this lock cannot leave the queue inconsistent
         // (every critical section is a plain push or drain), so poison is ignored.
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Queues `item`, counting `weight` toward the limit.
@@ -129,7 +131,12 @@ impl<T> Outbox<T> {
 
     /// Takes queued items (at least one, then until `limits` is reached), or
     /// reports the end.
-    pub fn poll_drain(&self, cx: &mut Context<'_>, limits: &FrameLimits<T>, out: &mut Vec<T>) -> Poll<Drained> {
+    pub fn poll_drain(
+        &self,
+        cx: &mut Context<'_>,
+        limits: &FrameLimits<T>,
+        out: &mut Vec<T>,
+    ) -> Poll<Drained> {
         let mut state = self.lock();
         if !state.queue.is_empty() {
             let mut bytes = 0;
@@ -191,7 +198,13 @@ pub struct FrameStream<T, F> {
 impl<T, F> FrameStream<T, F> {
     /// Streams `outbox` through `make`.
     pub fn new(outbox: Arc<Outbox<T>>, limits: FrameLimits<T>, make: F) -> Self {
-        Self { outbox, make, limits, done: false, on_drop: None }
+        Self {
+            outbox,
+            make,
+            limits,
+            done: false,
+            on_drop: None,
+        }
     }
 
     /// Runs `f` when the stream is dropped.
@@ -252,7 +265,11 @@ mod tests {
         }
         assert_eq!(outbox.push(9, 1), Err(PushError::Full));
         assert_eq!(outbox.backlog(), 3);
-        let limits = FrameLimits { max_items: 2, max_bytes: usize::MAX, size_of: |_: &i32| 1 };
+        let limits = FrameLimits {
+            max_items: 2,
+            max_bytes: usize::MAX,
+            size_of: |_: &i32| 1,
+        };
         let mut stream = FrameStream::new(outbox.clone(), limits, |items: Vec<i32>| Some(items));
         assert_eq!(stream.next().await.unwrap().unwrap(), vec![0, 1]);
         assert_eq!(outbox.backlog(), 1);
@@ -260,7 +277,11 @@ mod tests {
         outbox.push(4, 1).unwrap();
         outbox.close(Some(tonic::Status::resource_exhausted("cut")));
         assert_eq!(outbox.push(5, 1), Err(PushError::Closed));
-        assert_eq!(stream.next().await.unwrap().unwrap(), vec![4], "queued items still go out");
+        assert_eq!(
+            stream.next().await.unwrap().unwrap(),
+            vec![4],
+            "queued items still go out"
+        );
         let err = stream.next().await.unwrap().unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
         assert!(stream.next().await.is_none());
@@ -278,15 +299,24 @@ mod tests {
         let outbox = Outbox::<u8>::new(8);
         let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = dropped.clone();
-        let limits = FrameLimits { max_items: 8, max_bytes: 3, size_of: |_: &u8| 1 };
-        let mut stream = FrameStream::new(outbox.clone(), limits, |items: Vec<u8>| Some(items.len()))
-            .on_drop(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        let limits = FrameLimits {
+            max_items: 8,
+            max_bytes: 3,
+            size_of: |_: &u8| 1,
+        };
+        let mut stream =
+            FrameStream::new(outbox.clone(), limits, |items: Vec<u8>| Some(items.len()))
+                .on_drop(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
         outbox.wake();
         assert_eq!(stream.next().await.unwrap().unwrap(), 0);
         for i in 0..5 {
             outbox.push(i, 1).unwrap();
         }
-        assert_eq!(stream.next().await.unwrap().unwrap(), 3, "byte limit ends the frame");
+        assert_eq!(
+            stream.next().await.unwrap().unwrap(),
+            3,
+            "byte limit ends the frame"
+        );
         assert_eq!(stream.next().await.unwrap().unwrap(), 2);
         drop(stream);
         assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));

@@ -58,19 +58,27 @@ pub async fn serve(
     let readiness = health.clone();
     tasks.spawn(async move {
         if ready.wait_for(|r| *r).await.is_ok() {
-            readiness.set_service_status(BUS_HEALTH_NAME, ServingStatus::Serving).await;
+            readiness
+                .set_service_status(BUS_HEALTH_NAME, ServingStatus::Serving)
+                .await;
         }
     });
 
     spawn_dialers(&handle, &identity, &tasks, &stop);
     let routes = routes
         .add_service(
-            BusServer::new(BusService::new(handle.clone(), cfg.clone())).max_decoding_message_size(MAX_CLIENT_FRAME),
+            BusServer::new(BusService::new(handle.clone(), cfg.clone()))
+                .max_decoding_message_size(MAX_CLIENT_FRAME),
         )
         .add_service(AdminServer::new(AdminService::new(handle.clone())))
         .add_service(
-            MeshServer::new(MeshService::new(handle.clone(), identity, tasks.clone(), stop.clone()))
-                .max_decoding_message_size(MAX_PEER_FRAME),
+            MeshServer::new(MeshService::new(
+                handle.clone(),
+                identity,
+                tasks.clone(),
+                stop.clone(),
+            ))
+            .max_decoding_message_size(MAX_PEER_FRAME),
         );
 
     let window = u32::try_from(cfg.tcpbuf_size.max(1 << 20)).unwrap_or(u32::MAX);
@@ -81,8 +89,12 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         async move {
             shutdown.cancelled().await;
-            health.set_service_status("", ServingStatus::NotServing).await;
-            health.set_service_status(BUS_HEALTH_NAME, ServingStatus::NotServing).await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            health
+                .set_service_status(BUS_HEALTH_NAME, ServingStatus::NotServing)
+                .await;
             stop.cancel();
             handle.send(Input::Shutdown);
         }

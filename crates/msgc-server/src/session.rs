@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use prost::Message;
 use proto::msgc::v1::{
-    ClientFrame, Command, Event, Hello, PublishRequest, PublishResponse, ServerFrame, SubscribeRequest, command,
+    ClientFrame, Command, Event, Hello, PublishRequest, PublishResponse, ServerFrame,
+    SubscribeRequest, command,
 };
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status, Streaming};
@@ -24,7 +25,8 @@ const FRAME_EVENTS: usize = 4096;
 const FRAME_BYTES: usize = 1 << 20;
 
 /// The response stream of a session.
-pub type SessionStream = FrameStream<Event, Box<dyn FnMut(Vec<Event>) -> Option<ServerFrame> + Send>>;
+pub type SessionStream =
+    FrameStream<Event, Box<dyn FnMut(Vec<Event>) -> Option<ServerFrame> + Send>>;
 
 /// The `msgc.v1.Bus` service.
 pub struct BusService {
@@ -57,7 +59,10 @@ impl BusService {
                 if !joined.insert(join.group.clone()) {
                     return Err(BusError::AlreadyJoined(join.group));
                 }
-                Ok(ClientOp::Join { group: join.group, capabilities: join.capabilities })
+                Ok(ClientOp::Join {
+                    group: join.group,
+                    capabilities: join.capabilities,
+                })
             }
             Some(command::Kind::Leave(leave)) => {
                 names::check_group(&leave.group)?;
@@ -69,9 +74,15 @@ impl BusService {
             Some(command::Kind::Publish(publish)) => {
                 names::check_group(&publish.group)?;
                 if publish.payload.len() > self.cfg.max_payload {
-                    return Err(BusError::TooLarge { size: publish.payload.len(), max: self.cfg.max_payload });
+                    return Err(BusError::TooLarge {
+                        size: publish.payload.len(),
+                        max: self.cfg.max_payload,
+                    });
                 }
-                Ok(ClientOp::Publish { group: publish.group, payload: publish.payload })
+                Ok(ClientOp::Publish {
+                    group: publish.group,
+                    payload: publish.payload,
+                })
             }
             Some(command::Kind::Hello(_)) => Err(BusError::SecondHello),
             None => Err(BusError::EmptyCommand),
@@ -80,12 +91,24 @@ impl BusService {
 
     /// Takes window permits for `ops` (in chunks no larger than the window)
     /// and hands them to the core.
-    async fn hand_over(core: &CoreHandle, id: SessionId, mut ops: Vec<ClientOp>) -> Result<(), BusError> {
+    async fn hand_over(
+        core: &CoreHandle,
+        id: SessionId,
+        mut ops: Vec<ClientOp>,
+    ) -> Result<(), BusError> {
         let chunk = (core.window_size / 2).max(1);
         while !ops.is_empty() {
-            let rest = if ops.len() > chunk { ops.split_off(chunk) } else { Vec::new() };
+            let rest = if ops.len() > chunk {
+                ops.split_off(chunk)
+            } else {
+                Vec::new()
+            };
             let n = u32::try_from(ops.len()).unwrap_or(u32::MAX);
-            core.window.acquire_many(n).await.map_err(|_| BusError::Stopping)?.forget();
+            core.window
+                .acquire_many(n)
+                .await
+                .map_err(|_| BusError::Stopping)?
+                .forget();
             if !core.send(Input::Commands(id, std::mem::replace(&mut ops, rest))) {
                 return Err(BusError::Stopping);
             }
@@ -96,13 +119,21 @@ impl BusService {
     fn stream(&self, opened: &SessionOpened) -> SessionStream {
         let acks = opened.acks.clone();
         let mut sent_acks = 0;
-        let make: Box<dyn FnMut(Vec<Event>) -> Option<ServerFrame> + Send> = Box::new(move |events| {
-            let acked = acks.count();
-            let moved = acked != sent_acks;
-            sent_acks = acked;
-            (moved || !events.is_empty()).then(|| ServerFrame { events, publishes_acked: if moved { acked } else { 0 } })
-        });
-        let limits = FrameLimits { max_items: FRAME_EVENTS, max_bytes: FRAME_BYTES, size_of: Event::encoded_len };
+        let make: Box<dyn FnMut(Vec<Event>) -> Option<ServerFrame> + Send> =
+            Box::new(move |events| {
+                let acked = acks.count();
+                let moved = acked != sent_acks;
+                sent_acks = acked;
+                (moved || !events.is_empty()).then(|| ServerFrame {
+                    events,
+                    publishes_acked: if moved { acked } else { 0 },
+                })
+            });
+        let limits = FrameLimits {
+            max_items: FRAME_EVENTS,
+            max_bytes: FRAME_BYTES,
+            size_of: Event::encoded_len,
+        };
         let core = self.core.clone();
         let id = opened.id;
         FrameStream::new(opened.outbox.clone(), limits, make).on_drop(move || {
@@ -116,7 +147,10 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
     type SessionStream = SessionStream;
     type SubscribeStream = SessionStream;
 
-    async fn session(&self, request: Request<Streaming<ClientFrame>>) -> Result<Response<SessionStream>, Status> {
+    async fn session(
+        &self,
+        request: Request<Streaming<ClientFrame>>,
+    ) -> Result<Response<SessionStream>, Status> {
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.cfg.idle_timeout, inbound.message())
             .await
@@ -131,7 +165,10 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
         let stream = self.stream(&opened);
         let reader = SessionReader {
             core: self.core.clone(),
-            service: BusService { core: self.core.clone(), cfg: self.cfg.clone() },
+            service: BusService {
+                core: self.core.clone(),
+                cfg: self.cfg.clone(),
+            },
             id: opened.id,
             outbox: opened.outbox.clone(),
         };
@@ -140,7 +177,10 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
         Ok(Response::new(stream))
     }
 
-    async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<PublishResponse>, Status> {
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
         let request = request.into_inner();
         let op = self.check(
             Command {
@@ -151,7 +191,11 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
             },
             &mut HashSet::new(),
         )?;
-        let hello = Hello { client_name: request.client_name, no_self_delivery: true, node: None };
+        let hello = Hello {
+            client_name: request.client_name,
+            no_self_delivery: true,
+            node: None,
+        };
         let opened = self.open(hello).await?;
         let mut stream = self.stream(&opened);
         Self::hand_over(&self.core, opened.id, vec![op]).await?;
@@ -171,18 +215,35 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
         }))
     }
 
-    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<SessionStream>, Status> {
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<SessionStream>, Status> {
         let request = request.into_inner();
         if request.groups.is_empty() {
-            return Err(Status::invalid_argument("subscribe needs at least one group"));
+            return Err(Status::invalid_argument(
+                "subscribe needs at least one group",
+            ));
         }
         let mut joined = HashSet::new();
         let mut ops = Vec::with_capacity(request.groups.len());
         for group in request.groups {
-            let join = proto::msgc::v1::Join { group, capabilities: request.capabilities.clone() };
-            ops.push(self.check(Command { kind: Some(command::Kind::Join(join)) }, &mut joined)?);
+            let join = proto::msgc::v1::Join {
+                group,
+                capabilities: request.capabilities.clone(),
+            };
+            ops.push(self.check(
+                Command {
+                    kind: Some(command::Kind::Join(join)),
+                },
+                &mut joined,
+            )?);
         }
-        let hello = Hello { client_name: request.client_name, no_self_delivery: request.no_self_delivery, node: None };
+        let hello = Hello {
+            client_name: request.client_name,
+            no_self_delivery: request.no_self_delivery,
+            node: None,
+        };
         let opened = self.open(hello).await?;
         let stream = self.stream(&opened);
         Self::hand_over(&self.core, opened.id, ops).await?;
@@ -219,7 +280,11 @@ impl SessionReader {
         self.core.send(Input::CloseSession(self.id));
     }
 
-    async fn handle(&self, commands: Vec<Command>, joined: &mut HashSet<String>) -> Result<(), BusError> {
+    async fn handle(
+        &self,
+        commands: Vec<Command>,
+        joined: &mut HashSet<String>,
+    ) -> Result<(), BusError> {
         if commands.is_empty() {
             return Ok(());
         }

@@ -10,7 +10,11 @@ use service_kit::grpc::{Health, check_health};
 const BIN: &str = env!("CARGO_BIN_EXE_msgc-server");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Server(Child);
@@ -40,7 +44,10 @@ async fn wait_serving(addr: &str, service: &str) {
         if let Ok(Health::Serving) = check_health(addr, service, Duration::from_secs(1)).await {
             return;
         }
-        assert!(Instant::now() < deadline, "{addr} never SERVING {service:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{addr} never SERVING {service:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -60,51 +67,87 @@ async fn binary_serves_health_and_reflection_and_stops_on_sigterm() {
     wait_serving(&addr, "").await;
     wait_serving(&addr, "msgc.v1.Bus").await;
     let unknown = check_health(&addr, "no.such.Service", Duration::from_secs(2)).await;
-    assert!(unknown.is_err(), "unknown service must be an error: {unknown:?}");
+    assert!(
+        unknown.is_err(),
+        "unknown service must be an error: {unknown:?}"
+    );
 
     // Reflection, as grpcurl 1.8.6 asks (v1alpha) and as newer tools ask (v1).
-    let channel = msgc_client::channel(&addr, Duration::from_secs(2)).await.unwrap();
+    let channel = msgc_client::channel(&addr, Duration::from_secs(2))
+        .await
+        .unwrap();
     {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
         use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
         let mut client = ServerReflectionClient::new(channel.clone());
-        let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-        let mut stream = client.server_reflection_info(tokio_stream::iter([req])).await.unwrap().into_inner();
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut stream = client
+            .server_reflection_info(tokio_stream::iter([req]))
+            .await
+            .unwrap()
+            .into_inner();
         let reply = stream.message().await.unwrap().unwrap();
-        let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else { panic!("{reply:?}") };
+        let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+            panic!("{reply:?}")
+        };
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        for want in ["msgc.v1.Bus", "msgc.v1.Admin", "msgc.v1.Mesh", "grpc.health.v1.Health"] {
-            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        for want in [
+            "msgc.v1.Bus",
+            "msgc.v1.Admin",
+            "msgc.v1.Mesh",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
         }
     }
     {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
         use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
         use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-        use tonic_reflection::pb::v1::ServerReflectionRequest;
         let mut client = ServerReflectionClient::new(channel.clone());
         let req = ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::FileContainingSymbol("msgc.v1.Bus".into())),
         };
-        let mut stream = client.server_reflection_info(tokio_stream::iter([req])).await.unwrap().into_inner();
+        let mut stream = client
+            .server_reflection_info(tokio_stream::iter([req]))
+            .await
+            .unwrap()
+            .into_inner();
         let reply = stream.message().await.unwrap().unwrap();
-        assert!(matches!(reply.message_response, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()), "{reply:?}");
+        assert!(
+            matches!(reply.message_response, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
+            "{reply:?}"
+        );
     }
 
     // One-shot publish works against the real binary.
     let mut bus = proto::msgc::v1::bus_client::BusClient::new(channel);
     let reply = bus
-        .publish(proto::msgc::v1::PublishRequest { group: "g".into(), payload: b"x".to_vec().into(), client_name: "once".into() })
+        .publish(proto::msgc::v1::PublishRequest {
+            group: "g".into(),
+            payload: b"x".to_vec().into(),
+            client_name: "once".into(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(reply.sender, "#once#solo");
     assert!(reply.position.unwrap().seq >= 1);
     let bad = bus
-        .publish(proto::msgc::v1::PublishRequest { group: "bad group".into(), ..Default::default() })
+        .publish(proto::msgc::v1::PublishRequest {
+            group: "bad group".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
@@ -112,7 +155,13 @@ async fn binary_serves_health_and_reflection_and_stops_on_sigterm() {
 
     // SIGTERM: exits by itself, cleanly, within the shutdown bound.
     let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = server.0.try_wait().unwrap() {
@@ -128,24 +177,62 @@ async fn binary_serves_health_and_reflection_and_stops_on_sigterm() {
 fn refuses_bad_configs_with_one_clear_line_and_exit_64() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/conf-examples");
     let run = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
-    let out = run(&["--check", "-c", &format!("{examples}/tricky/bad-uppercase-peer.conf"), "--name", "node2"]);
+    let out = run(&[
+        "--check",
+        "-c",
+        &format!("{examples}/tricky/bad-uppercase-peer.conf"),
+        "--name",
+        "node2",
+    ]);
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"Node1\" is not lower-case"), "{err}");
     assert!(err.contains("bad-uppercase-peer.conf:2:"), "{err}");
 
-    let out = run(&["--check", "-c", &format!("{examples}/msgc_server.conf"), "--name", "stranger"]);
+    let out = run(&[
+        "--check",
+        "-c",
+        &format!("{examples}/msgc_server.conf"),
+        "--name",
+        "stranger",
+    ]);
     assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("\"stranger\" is not in msgc_server peers"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"stranger\" is not in msgc_server peers")
+    );
 
-    let out = run(&["--check", "-c", &format!("{examples}/msgc_server.conf"), "--name", "manager"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "--check",
+        "-c",
+        &format!("{examples}/msgc_server.conf"),
+        "--name",
+        "manager",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Configuration valid"));
 
-    let out = run(&["--check", "-c", &format!("{examples}/tricky/include-dir.conf"), "--name", "solo"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "--check",
+        "-c",
+        &format!("{examples}/tricky/include-dir.conf"),
+        "--name",
+        "solo",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let out = run(&["--check", "-c", &format!("{examples}/tricky/bad-unterminated.conf")]);
+    let out = run(&[
+        "--check",
+        "-c",
+        &format!("{examples}/tricky/bad-unterminated.conf"),
+    ]);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad-unterminated.conf:3:"));
 }
@@ -156,8 +243,14 @@ fn a_port_in_use_is_one_line_naming_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let conf = write_conf(&dir, port);
-    let out = Command::new(BIN).args(["--config", conf.to_str().unwrap(), "--name", "solo"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", conf.to_str().unwrap(), "--name", "solo"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.to_lowercase().contains("in use"), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.to_lowercase().contains("in use"),
+        "{err}"
+    );
 }

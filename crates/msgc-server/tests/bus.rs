@@ -20,7 +20,9 @@ async fn three_servers_form_one_view_and_deliver_across_it() {
     // Wait until each client sees a view with all three members.
     for (_, events) in clients.iter_mut() {
         read_until(events, |f| {
-            f.events.iter().any(|e| matches!(&e.kind, Some(event::Kind::View(v)) if v.members.len() == 3))
+            f.events
+                .iter()
+                .any(|e| matches!(&e.kind, Some(event::Kind::View(v)) if v.members.len() == 3))
         })
         .await;
     }
@@ -53,7 +55,9 @@ async fn losing_a_server_announces_server_lost_to_its_groups() {
     a.join("g", "").await.unwrap();
     c.join("g", "").await.unwrap();
     read_until(&mut a_events, |f| {
-        f.events.iter().any(|e| matches!(&e.kind, Some(event::Kind::View(v)) if v.members.len() == 2))
+        f.events
+            .iter()
+            .any(|e| matches!(&e.kind, Some(event::Kind::View(v)) if v.members.len() == 2))
     })
     .await;
     cluster.kill(2).await;

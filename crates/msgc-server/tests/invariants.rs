@@ -26,9 +26,19 @@ struct Client {
 
 async fn connect(addr: &str, server: usize, index: usize) -> Client {
     let name = format!("c{index}");
-    let (session, mut events) =
-        Session::connect(addr, Options { client_name: name.clone(), ..Default::default() }).await.unwrap();
-    let log = Arc::new(Mutex::new(ClientLog::new(session.private_name(), format!("s{}", server + 1))));
+    let (session, mut events) = Session::connect(
+        addr,
+        Options {
+            client_name: name.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let log = Arc::new(Mutex::new(ClientLog::new(
+        session.private_name(),
+        format!("s{}", server + 1),
+    )));
     // Each client publishes to one group, so its cumulative acks are that group's.
     let publisher = Arc::new(Mutex::new(PublisherLog::new(name, GROUPS[index % 2])));
     let (l, p) = (log.clone(), publisher.clone());
@@ -40,14 +50,22 @@ async fn connect(addr: &str, server: usize, index: usize) -> Client {
             let mut log = l.lock().unwrap();
             for e in frame.events {
                 match e.kind {
-                    Some(event::Kind::Delivery(d)) => assert!(log.push_delivery(&d), "foreign payload"),
+                    Some(event::Kind::Delivery(d)) => {
+                        assert!(log.push_delivery(&d), "foreign payload")
+                    }
                     Some(event::Kind::View(v)) => log.push_view(&v),
                     _ => {}
                 }
             }
         }
     });
-    Client { server, session, log, publisher, reader }
+    Client {
+        server,
+        session,
+        log,
+        publisher,
+        reader,
+    }
 }
 
 fn records(c: &Client) -> usize {
@@ -62,13 +80,10 @@ async fn wait_quiet(clients: &[Client], alive: impl Fn(&Client) -> bool) {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now: Vec<usize> = clients.iter().map(records).collect();
-        let acked = clients
-            .iter()
-            .filter(|c| alive(c))
-            .all(|c| {
-                let p = c.publisher.lock().unwrap();
-                p.acked == p.sent.len() as u64
-            });
+        let acked = clients.iter().filter(|c| alive(c)).all(|c| {
+            let p = c.publisher.lock().unwrap();
+            p.acked == p.sent.len() as u64
+        });
         if now != last || !acked {
             still_since = Instant::now();
             last = now;
@@ -143,12 +158,18 @@ async fn run(kill: Option<usize>) {
     let alive = |c: &Client| Some(c.server) != kill;
     wait_quiet(&clients, alive).await;
     if let Some(victim) = kill {
-        let members: Vec<String> = (0..3).filter(|s| *s != victim).map(|s| format!("s{}", s + 1)).collect();
+        let members: Vec<String> = (0..3)
+            .filter(|s| *s != victim)
+            .map(|s| format!("s{}", s + 1))
+            .collect();
         let members: Vec<&str> = members.iter().map(String::as_str).collect();
         cluster.wait_view(&members).await;
     }
 
-    let mut run = Run { lost_servers: lost, ..Default::default() };
+    let mut run = Run {
+        lost_servers: lost,
+        ..Default::default()
+    };
     for c in &clients {
         let mut log = c.log.lock().unwrap().clone();
         log.survived = alive(c);
@@ -158,9 +179,19 @@ async fn run(kill: Option<usize>) {
     let summary = assert_valid(&run);
     // The run really exercised the bus: every survivor got every surviving
     // publisher's acknowledged messages in both groups.
-    let surviving_acked: u64 = clients.iter().filter(|c| alive(c)).map(|c| c.publisher.lock().unwrap().acked).sum();
-    assert_eq!(surviving_acked, PER_PUBLISHER * if kill.is_some() { 4 } else { 6 });
-    assert!(summary.deliveries as u64 >= surviving_acked * 4, "{summary:?}");
+    let surviving_acked: u64 = clients
+        .iter()
+        .filter(|c| alive(c))
+        .map(|c| c.publisher.lock().unwrap().acked)
+        .sum();
+    assert_eq!(
+        surviving_acked,
+        PER_PUBLISHER * if kill.is_some() { 4 } else { 6 }
+    );
+    assert!(
+        summary.deliveries as u64 >= surviving_acked * 4,
+        "{summary:?}"
+    );
     if kill.is_some() {
         let server_lost = run.clients.iter().filter(|c| c.survived).all(|c| {
             GROUPS.iter().all(|g| {
@@ -170,7 +201,10 @@ async fn run(kill: Option<usize>) {
                 })
             })
         });
-        assert!(server_lost, "every survivor sees SERVER_LOST in both groups");
+        assert!(
+            server_lost,
+            "every survivor sees SERVER_LOST in both groups"
+        );
     }
     for c in clients {
         drop(c.session);

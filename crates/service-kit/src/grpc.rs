@@ -13,10 +13,14 @@ use tonic_health::server::HealthReporter;
 /// Builds routes holding health and both reflection versions, with our whole
 /// descriptor set registered. The overall service `""` starts SERVING; each
 /// name in `not_yet_serving` starts NOT_SERVING until the caller says otherwise.
-pub async fn standard_routes(not_yet_serving: &[&str]) -> Result<(HealthReporter, Routes), tonic_reflection::server::Error> {
+pub async fn standard_routes(
+    not_yet_serving: &[&str],
+) -> Result<(HealthReporter, Routes), tonic_reflection::server::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in not_yet_serving {
-        reporter.set_service_status(*name, ServingStatus::NotServing).await;
+        reporter
+            .set_service_status(*name, ServingStatus::NotServing)
+            .await;
     }
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -56,23 +60,41 @@ pub enum HealthCheckError {
 }
 
 /// Asks `addr` (`host:port`) for the health of `service` (`""` = the whole server).
-pub async fn check_health(addr: &str, service: &str, timeout: Duration) -> Result<Health, HealthCheckError> {
-    let uri = if addr.contains("://") { addr.to_owned() } else { format!("http://{addr}") };
+pub async fn check_health(
+    addr: &str,
+    service: &str,
+    timeout: Duration,
+) -> Result<Health, HealthCheckError> {
+    let uri = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
     let endpoint = tonic::transport::Endpoint::from_shared(uri)
-        .map_err(|source| HealthCheckError::Connect { addr: addr.to_owned(), source })?
+        .map_err(|source| HealthCheckError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?
         .connect_timeout(timeout)
         .timeout(timeout);
     let channel = endpoint
         .connect()
         .await
-        .map_err(|source| HealthCheckError::Connect { addr: addr.to_owned(), source })?;
+        .map_err(|source| HealthCheckError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?;
     let reply = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: service.to_owned() })
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
         .await?
         .into_inner();
-    Ok(if reply.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-        Health::Serving
-    } else {
-        Health::NotServing
-    })
+    Ok(
+        if reply.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+            Health::Serving
+        } else {
+            Health::NotServing
+        },
+    )
 }

@@ -42,7 +42,10 @@ pub struct AddrError {
 impl ListenAddr {
     /// Parses a Momentum listen address.
     pub fn parse(text: &str) -> Result<Self, AddrError> {
-        let bad = |reason| AddrError { address: text.to_owned(), reason };
+        let bad = |reason| AddrError {
+            address: text.to_owned(),
+            reason,
+        };
         if text.starts_with('/') {
             return Ok(Self::Unix(PathBuf::from(text)));
         }
@@ -61,11 +64,15 @@ impl ListenAddr {
                 .ok_or_else(|| bad("expected `address:port`, `:port` or an absolute path"))?;
             let ip = match host {
                 "" | "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                _ => host.parse().map_err(|_| bad("not an IP address (host names are not bound)"))?,
+                _ => host
+                    .parse()
+                    .map_err(|_| bad("not an IP address (host names are not bound)"))?,
             };
             (ip, port)
         };
-        let port: u16 = port.parse().map_err(|_| bad("port is not a number from 0 to 65535"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("port is not a number from 0 to 65535"))?;
         Ok(Self::Tcp(SocketAddr::new(host, port)))
     }
 }
@@ -97,7 +104,13 @@ pub struct ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        Self { backlog: 500, nodelay: true, recv_buffer: 0, send_buffer: 0, file_mode: 0o660 }
+        Self {
+            backlog: 500,
+            nodelay: true,
+            recv_buffer: 0,
+            send_buffer: 0,
+            file_mode: 0o660,
+        }
     }
 }
 
@@ -136,51 +149,73 @@ impl BoundListener {
 
     /// Wraps an already bound TCP listener (tests bind port 0 themselves).
     pub fn from_tcp(listener: TcpListener) -> Self {
-        Self { kind: ListenerKind::Tcp(listener), nodelay: true }
+        Self {
+            kind: ListenerKind::Tcp(listener),
+            nodelay: true,
+        }
     }
 
     fn into_stream(self) -> Pin<Box<dyn Stream<Item = io::Result<Conn>> + Send>> {
         let nodelay = self.nodelay;
         match self.kind {
-            ListenerKind::Tcp(listener) => Box::pin(futures::stream::unfold(listener, move |l| async move {
-                let conn = l.accept().await.map(|(stream, _)| {
-                    if nodelay {
-                        let _ = stream.set_nodelay(true);
-                    }
-                    Conn::Tcp(stream)
-                });
-                Some((conn, l))
-            })),
-            ListenerKind::Unix(listener, _path) => Box::pin(futures::stream::unfold(listener, |l| async move {
-                let conn = l.accept().await.map(|(stream, _)| Conn::Unix(stream));
-                Some((conn, l))
-            })),
+            ListenerKind::Tcp(listener) => {
+                Box::pin(futures::stream::unfold(listener, move |l| async move {
+                    let conn = l.accept().await.map(|(stream, _)| {
+                        if nodelay {
+                            let _ = stream.set_nodelay(true);
+                        }
+                        Conn::Tcp(stream)
+                    });
+                    Some((conn, l))
+                }))
+            }
+            ListenerKind::Unix(listener, _path) => {
+                Box::pin(futures::stream::unfold(listener, |l| async move {
+                    let conn = l.accept().await.map(|(stream, _)| Conn::Unix(stream));
+                    Some((conn, l))
+                }))
+            }
         }
     }
 }
 
 /// Binds one listen address with its options.
 pub fn bind(addr: &ListenAddr, options: &ListenOptions) -> Result<BoundListener, BindError> {
-    let fail = |source| BindError { addr: addr.clone(), source };
+    let fail = |source| BindError {
+        addr: addr.clone(),
+        source,
+    };
     match addr {
         ListenAddr::Tcp(sock) => {
-            let socket = Socket::new(Domain::for_address(*sock), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+            let socket = Socket::new(
+                Domain::for_address(*sock),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )
+            .map_err(fail)?;
             if sock.is_ipv6() {
                 socket.set_only_v6(true).map_err(fail)?;
             }
             socket.set_reuse_address(true).map_err(fail)?;
             socket.set_nonblocking(true).map_err(fail)?;
             if options.recv_buffer > 0 {
-                socket.set_recv_buffer_size(options.recv_buffer).map_err(fail)?;
+                socket
+                    .set_recv_buffer_size(options.recv_buffer)
+                    .map_err(fail)?;
             }
             if options.send_buffer > 0 {
-                socket.set_send_buffer_size(options.send_buffer).map_err(fail)?;
+                socket
+                    .set_send_buffer_size(options.send_buffer)
+                    .map_err(fail)?;
             }
             socket.bind(&(*sock).into()).map_err(fail)?;
             let backlog = i32::try_from(options.backlog.max(1)).unwrap_or(i32::MAX);
             socket.listen(backlog).map_err(fail)?;
             let listener = TcpListener::from_std(socket.into()).map_err(fail)?;
-            Ok(BoundListener { kind: ListenerKind::Tcp(listener), nodelay: options.nodelay })
+            Ok(BoundListener {
+                kind: ListenerKind::Tcp(listener),
+                nodelay: options.nodelay,
+            })
         }
         ListenAddr::Unix(path) => {
             // A stale socket file from an earlier run would make bind fail.
@@ -192,8 +227,12 @@ pub fn bind(addr: &ListenAddr, options: &ListenOptions) -> Result<BoundListener,
             }
             let listener = UnixListener::bind(path).map_err(fail)?;
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(options.file_mode)).map_err(fail)?;
-            Ok(BoundListener { kind: ListenerKind::Unix(listener, path.clone()), nodelay: false })
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(options.file_mode))
+                .map_err(fail)?;
+            Ok(BoundListener {
+                kind: ListenerKind::Unix(listener, path.clone()),
+                nodelay: false,
+            })
         }
     }
 }
@@ -237,14 +276,20 @@ impl Connected for Conn {
     type ConnectInfo = ConnInfo;
     fn connect_info(&self) -> ConnInfo {
         match self {
-            Conn::Tcp(s) => ConnInfo { remote: s.peer_addr().ok() },
+            Conn::Tcp(s) => ConnInfo {
+                remote: s.peer_addr().ok(),
+            },
             Conn::Unix(_) => ConnInfo { remote: None },
         }
     }
 }
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
@@ -253,7 +298,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
@@ -301,7 +350,10 @@ mod tests {
     fn parses_every_momentum_form() {
         assert_eq!(ListenAddr::parse("*:4802").unwrap(), tcp("0.0.0.0:4802"));
         assert_eq!(ListenAddr::parse(":4809").unwrap(), tcp("0.0.0.0:4809"));
-        assert_eq!(ListenAddr::parse("10.0.0.1:25").unwrap(), tcp("10.0.0.1:25"));
+        assert_eq!(
+            ListenAddr::parse("10.0.0.1:25").unwrap(),
+            tcp("10.0.0.1:25")
+        );
         assert_eq!(ListenAddr::parse("[::1]:4802").unwrap(), tcp("[::1]:4802"));
         assert_eq!(ListenAddr::parse("[*]:4802").unwrap(), tcp("[::]:4802"));
         assert_eq!(ListenAddr::parse("[::]:4802").unwrap(), tcp("[::]:4802"));
@@ -313,7 +365,15 @@ mod tests {
 
     #[test]
     fn refuses_malformed_addresses_with_a_reason() {
-        for bad in ["4802", "host:4802", "*:port", "*:70000", "[::1]4802", "[zz]:1", ""] {
+        for bad in [
+            "4802",
+            "host:4802",
+            "*:port",
+            "*:70000",
+            "[::1]4802",
+            "[zz]:1",
+            "",
+        ] {
             let err = ListenAddr::parse(bad).unwrap_err();
             assert_eq!(err.address, bad);
             assert!(err.to_string().contains(bad), "{err}");
@@ -336,7 +396,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("service-kit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("l.sock");
-        let opts = ListenOptions { file_mode: 0o600, ..Default::default() };
+        let opts = ListenOptions {
+            file_mode: 0o600,
+            ..Default::default()
+        };
         let bound = bind(&ListenAddr::Unix(path.clone()), &opts).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -379,9 +442,14 @@ pub struct ListenSpec {
 /// Reads every `Listen` of the listener scope `scope` (e.g.
 /// `ECCluster_Listener`), with scope fallback for options. Errors point at the
 /// offending value.
-pub fn read_listens(root: confparse::ScopeRef<'_>, scope: &str) -> Result<Vec<ListenSpec>, confparse::Diagnostics> {
+pub fn read_listens(
+    root: confparse::ScopeRef<'_>,
+    scope: &str,
+) -> Result<Vec<ListenSpec>, confparse::Diagnostics> {
     use confparse::{Diagnostic, Diagnostics};
-    let Some(listener) = root.scope(scope) else { return Ok(Vec::new()) };
+    let Some(listener) = root.scope(scope) else {
+        return Ok(Vec::new());
+    };
     let mut specs = Vec::new();
     let mut errors = Vec::new();
     for listen in listener.scopes("Listen") {
@@ -399,7 +467,9 @@ pub fn read_listens(root: confparse::ScopeRef<'_>, scope: &str) -> Result<Vec<Li
                 addr: addr.clone(),
                 enabled: listen.get_bool("enable")?.unwrap_or(true),
                 options: ListenOptions {
-                    backlog: listen.get_int("listen_backlog")?.map_or(500, |n| u32::try_from(n).unwrap_or(500)),
+                    backlog: listen
+                        .get_int("listen_backlog")?
+                        .map_or(500, |n| u32::try_from(n).unwrap_or(500)),
                     nodelay: listen.get_bool("disable_nagle_algorithm")?.unwrap_or(true),
                     recv_buffer: size(listen.get_int("tcp_recv_buffer_size")?),
                     send_buffer: size(listen.get_int("tcp_send_buffer_size")?),
@@ -412,10 +482,18 @@ pub fn read_listens(root: confparse::ScopeRef<'_>, scope: &str) -> Result<Vec<Li
             Err(diag) => errors.push(diag),
         }
     }
-    if errors.is_empty() { Ok(specs) } else { Err(Diagnostics(errors)) }
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(Diagnostics(errors))
+    }
 }
 
 /// Binds every enabled `Listen`; the first failure names its address.
 pub fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>, BindError> {
-    specs.iter().filter(|s| s.enabled).map(|s| bind(&s.addr, &s.options)).collect()
+    specs
+        .iter()
+        .filter(|s| s.enabled)
+        .map(|s| bind(&s.addr, &s.options))
+        .collect()
 }

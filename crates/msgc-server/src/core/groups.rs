@@ -18,7 +18,9 @@ pub struct Group {
 impl Group {
     /// Position of the member with this private name.
     fn position(&self, private_name: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.private_name == private_name)
+        self.members
+            .iter()
+            .position(|m| m.private_name == private_name)
     }
 
     /// True if the private name is a member.
@@ -69,7 +71,11 @@ impl GroupTable {
     pub fn to_wire(&self) -> Vec<WireGroup> {
         self.groups
             .iter()
-            .map(|(name, g)| WireGroup { group: name.clone(), gid: g.gid, members: g.members.clone() })
+            .map(|(name, g)| WireGroup {
+                group: name.clone(),
+                gid: g.gid,
+                members: g.members.clone(),
+            })
             .collect()
     }
 
@@ -78,7 +84,15 @@ impl GroupTable {
         Self {
             groups: groups
                 .into_iter()
-                .map(|g| (g.group, Group { gid: g.gid, members: g.members }))
+                .map(|g| {
+                    (
+                        g.group,
+                        Group {
+                            gid: g.gid,
+                            members: g.members,
+                        },
+                    )
+                })
                 .collect(),
         }
     }
@@ -94,7 +108,11 @@ mod tests {
     use super::*;
 
     fn member(name: &str) -> Member {
-        Member { private_name: name.to_owned(), server: "s".to_owned(), ..Default::default() }
+        Member {
+            private_name: name.to_owned(),
+            server: "s".to_owned(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -102,15 +120,25 @@ mod tests {
         let mut t = GroupTable::default();
         assert_eq!(t.join("g", member("#a#s")).unwrap().gid, 1);
         assert_eq!(t.join("g", member("#b#s")).unwrap().gid, 2);
-        assert!(t.join("g", member("#a#s")).is_none(), "second join is a no-op");
+        assert!(
+            t.join("g", member("#a#s")).is_none(),
+            "second join is a no-op"
+        );
         let g = t.leave("g", "#a#s").unwrap();
         assert_eq!(g.gid, 3);
-        assert_eq!(g.members[0].private_name, "#b#s", "leader moves to the next oldest");
+        assert_eq!(
+            g.members[0].private_name, "#b#s",
+            "leader moves to the next oldest"
+        );
         assert!(t.leave("g", "#a#s").is_none());
         assert!(t.leave("nope", "#a#s").is_none());
         let g = t.leave("g", "#b#s").unwrap();
         assert!(g.members.is_empty());
-        assert_eq!(t.join("g", member("#c#s")).unwrap().gid, 5, "gid survives an empty group");
+        assert_eq!(
+            t.join("g", member("#c#s")).unwrap().gid,
+            5,
+            "gid survives an empty group"
+        );
     }
 
     #[test]

@@ -34,7 +34,11 @@ pub(super) struct LinkHistory {
 impl Core {
     /// Servers this one can talk to now, itself included.
     pub(super) fn reachable(&self) -> BTreeSet<String> {
-        self.links.keys().cloned().chain([self.cfg.name.clone()]).collect()
+        self.links
+            .keys()
+            .cloned()
+            .chain([self.cfg.name.clone()])
+            .collect()
     }
 
     pub(super) fn on_link_up(
@@ -46,13 +50,22 @@ impl Core {
     ) {
         let now = Instant::now();
         if let Some(old) = self.links.remove(&peer) {
-            old.outbox.close(Some(tonic::Status::aborted("replaced by a newer link")));
+            old.outbox
+                .close(Some(tonic::Status::aborted("replaced by a newer link")));
         }
         tracing::info!(peer = %peer, link = id, "peer link up");
         self.history.remove(&peer);
         self.links.insert(
             peer,
-            Link { id, incarnation, outbox, since: now, last_recv: now, last_sent: now, rtt_us: 0 },
+            Link {
+                id,
+                incarnation,
+                outbox,
+                since: now,
+                last_recv: now,
+                last_sent: now,
+                rtt_us: 0,
+            },
         );
         self.maybe_propose();
     }
@@ -66,16 +79,27 @@ impl Core {
 
     /// Forgets a link (closing its queue) and reacts to the lost peer.
     pub(super) fn drop_link(&mut self, peer: &str, reason: &str) {
-        let Some(link) = self.links.remove(peer) else { return };
+        let Some(link) = self.links.remove(peer) else {
+            return;
+        };
         tracing::warn!(peer, reason, "peer link down");
-        link.outbox.close(Some(tonic::Status::unavailable(reason.to_owned())));
-        self.history
-            .insert(peer.to_owned(), LinkHistory { since: Instant::now(), last_error: reason.to_owned() });
+        link.outbox
+            .close(Some(tonic::Status::unavailable(reason.to_owned())));
+        self.history.insert(
+            peer.to_owned(),
+            LinkHistory {
+                since: Instant::now(),
+                last_error: reason.to_owned(),
+            },
+        );
         // An answer to a proposal whose proposer is gone will never be installed.
         if let Phase::Flushing { proposer, .. } = &self.phase
             && proposer == peer
         {
-            self.phase = Phase::Flushing { view_id: self.max_view_id, proposer: String::new() };
+            self.phase = Phase::Flushing {
+                view_id: self.max_view_id,
+                proposer: String::new(),
+            };
         }
         self.on_member_lost(peer);
         self.maybe_propose();
@@ -94,7 +118,9 @@ impl Core {
 
     /// Queues a message for a peer; a peer too far behind is cut.
     pub(super) fn send_to(&mut self, peer: &str, message: PeerMessage, weight: usize) {
-        let Some(link) = self.links.get_mut(peer) else { return };
+        let Some(link) = self.links.get_mut(peer) else {
+            return;
+        };
         link.last_sent = Instant::now();
         match link.outbox.push(message, weight) {
             Ok(()) => {}
@@ -127,15 +153,29 @@ impl Core {
         }
         let sent_us = self.micros(now);
         for peer in quiet {
-            let ka = PeerMessage { kind: Some(Kind::Keepalive(Keepalive { sent_us, echo_us: 0 })) };
+            let ka = PeerMessage {
+                kind: Some(Kind::Keepalive(Keepalive {
+                    sent_us,
+                    echo_us: 0,
+                })),
+            };
             self.send_to(&peer, ka, 1);
         }
     }
 
     pub(super) fn on_keepalive(&mut self, peer: &str, ka: Keepalive) {
         if ka.echo_us == 0 {
-            let reply = Keepalive { sent_us: 0, echo_us: ka.sent_us.max(1) };
-            self.send_to(peer, PeerMessage { kind: Some(Kind::Keepalive(reply)) }, 1);
+            let reply = Keepalive {
+                sent_us: 0,
+                echo_us: ka.sent_us.max(1),
+            };
+            self.send_to(
+                peer,
+                PeerMessage {
+                    kind: Some(Kind::Keepalive(reply)),
+                },
+                1,
+            );
         } else {
             let now = self.micros(Instant::now());
             if let Some(link) = self.links.get_mut(peer) {
@@ -149,7 +189,9 @@ impl Core {
         self.cfg
             .others()
             .map(|(name, address)| {
-                let age = |since: Instant| u64::try_from(now.duration_since(since).as_millis()).unwrap_or(u64::MAX);
+                let age = |since: Instant| {
+                    u64::try_from(now.duration_since(since).as_millis()).unwrap_or(u64::MAX)
+                };
                 match (self.links.get(name), self.history.get(name)) {
                     (Some(link), _) => PeerLink {
                         name: name.clone(),

@@ -193,7 +193,8 @@ impl CoreHandle {
 
     /// A fresh id for a new peer link.
     pub fn new_link_id(&self) -> LinkId {
-        self.next_link.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        self.next_link
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -298,7 +299,13 @@ impl Core {
             stopping: false,
         };
         let window_size = core.cfg.submit_window();
-        let handle = CoreHandle { tx, window, window_size, ready, next_link: Arc::new(AtomicU64::new(1)) };
+        let handle = CoreHandle {
+            tx,
+            window,
+            window_size,
+            ready,
+            next_link: Arc::new(AtomicU64::new(1)),
+        };
         (core, handle)
     }
 
@@ -313,7 +320,8 @@ impl Core {
 
     /// Runs until a [`Input::Shutdown`] or until every handle is dropped.
     pub async fn run(mut self) {
-        let tick_every = (self.cfg.keepalive_interval / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let tick_every = (self.cfg.keepalive_interval / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let batch = self.cfg.messages_per_iter.max(1) * 32;
@@ -345,8 +353,15 @@ impl Core {
                 let _ = reply.send(self.open_session(hello));
             }
             Input::Commands(id, ops) => self.on_commands(id, ops),
-            Input::CloseSession(id) => self.close_session(id, proto::msgc::v1::ViewChange::Disconnect, None),
-            Input::LinkUp { peer, incarnation, link, outbox } => self.on_link_up(peer, incarnation, link, outbox),
+            Input::CloseSession(id) => {
+                self.close_session(id, proto::msgc::v1::ViewChange::Disconnect, None)
+            }
+            Input::LinkUp {
+                peer,
+                incarnation,
+                link,
+                outbox,
+            } => self.on_link_up(peer, incarnation, link, outbox),
             Input::LinkDown { peer, link, reason } => self.on_link_down(&peer, link, &reason),
             Input::Peer { peer, link, frame } => self.on_peer_frame(&peer, link, frame),
             Input::Query(q) => self.answer(q),
@@ -388,11 +403,19 @@ impl Core {
                 let groups = self
                     .groups
                     .iter()
-                    .filter(|(name, g)| filter.as_ref().map_or(!g.members.is_empty(), |f| f == *name))
+                    .filter(|(name, g)| {
+                        filter
+                            .as_ref()
+                            .map_or(!g.members.is_empty(), |f| f == *name)
+                    })
                     .map(|(name, g)| GroupInfo {
                         group: name.clone(),
                         gid: g.gid,
-                        leader: g.members.first().map(|m| m.private_name.clone()).unwrap_or_default(),
+                        leader: g
+                            .members
+                            .first()
+                            .map(|m| m.private_name.clone())
+                            .unwrap_or_default(),
                         members: g.members.clone(),
                     })
                     .collect();
@@ -419,8 +442,10 @@ impl Core {
             return;
         }
         let all_in_view = self.view.members.len() == self.cfg.peers.len();
-        let waited = self.started.elapsed() >= self.cfg.reconnect_interval.min(self.cfg.connect_timeout);
-        let view_matches_links = self.reachable() == self.view.members.iter().cloned().collect::<BTreeSet<_>>();
+        let waited =
+            self.started.elapsed() >= self.cfg.reconnect_interval.min(self.cfg.connect_timeout);
+        let view_matches_links =
+            self.reachable() == self.view.members.iter().cloned().collect::<BTreeSet<_>>();
         if all_in_view || (waited && view_matches_links) {
             tracing::info!(view_id = self.view.id, members = ?self.view.members, "bus ready");
             let _ = self.ready_tx.send(true);
@@ -429,7 +454,9 @@ impl Core {
 
     fn close_everything(&mut self) {
         for session in self.sessions.values() {
-            session.outbox.close(Some(tonic::Status::unavailable("msgc server is shutting down")));
+            session.outbox.close(Some(tonic::Status::unavailable(
+                "msgc server is shutting down",
+            )));
         }
         for link in self.links.values() {
             link.outbox.close(None);

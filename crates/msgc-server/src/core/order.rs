@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use proto::msgc::v1::{
-    Delivery, Event, GroupView, Op, PeerMessage, Position, Progress, Sequenced, Submit, ViewChange, event,
-    op::Kind as OpKind, peer_message::Kind,
+    Delivery, Event, GroupView, Op, PeerMessage, Position, Progress, Sequenced, Submit, ViewChange,
+    event, op::Kind as OpKind, peer_message::Kind,
 };
 
 use super::{Core, Phase, SessionId};
@@ -53,7 +53,11 @@ impl Core {
     /// session took a window permit for it.
     pub(super) fn submit(&mut self, kind: OpKind, holds_permit: bool) {
         self.order.next_origin_seq += 1;
-        let op = Op { origin: self.cfg.name.clone(), origin_seq: self.order.next_origin_seq, kind: Some(kind) };
+        let op = Op {
+            origin: self.cfg.name.clone(),
+            origin_seq: self.order.next_origin_seq,
+            kind: Some(kind),
+        };
         if matches!(self.phase, Phase::Normal) {
             if self.is_coordinator() {
                 self.order.to_sequence.push(op.clone());
@@ -94,8 +98,17 @@ impl Core {
                 let ops = std::mem::take(&mut self.order.unsent);
                 let weight = ops.len();
                 let coordinator = self.view.coordinator().to_owned();
-                let submit = Submit { view_id: self.view.id, ops };
-                self.send_to(&coordinator, PeerMessage { kind: Some(Kind::Submit(submit)) }, weight);
+                let submit = Submit {
+                    view_id: self.view.id,
+                    ops,
+                };
+                self.send_to(
+                    &coordinator,
+                    PeerMessage {
+                        kind: Some(Kind::Submit(submit)),
+                    },
+                    weight,
+                );
             }
             return;
         }
@@ -108,11 +121,28 @@ impl Core {
         let first_seq = self.order.last_seq + 1;
         self.order.last_seq += ops.len() as u64;
         self.order.stable_announced = self.order.stable;
-        let batch = Sequenced { view_id: self.view.id, first_seq, ops, stable_seq: self.order.stable };
+        let batch = Sequenced {
+            view_id: self.view.id,
+            first_seq,
+            ops,
+            stable_seq: self.order.stable,
+        };
         let weight = batch.ops.len().max(1);
-        let others: Vec<String> = self.view.members.iter().filter(|m| **m != self.cfg.name).cloned().collect();
+        let others: Vec<String> = self
+            .view
+            .members
+            .iter()
+            .filter(|m| **m != self.cfg.name)
+            .cloned()
+            .collect();
         for peer in others {
-            self.send_to(&peer, PeerMessage { kind: Some(Kind::Sequenced(batch.clone())) }, weight);
+            self.send_to(
+                &peer,
+                PeerMessage {
+                    kind: Some(Kind::Sequenced(batch.clone())),
+                },
+                weight,
+            );
         }
         self.apply_batch(batch);
     }
@@ -129,15 +159,28 @@ impl Core {
         if !batch.ops.is_empty() && batch.first_seq != self.order.applied + 1 {
             // Links are FIFO, so a gap means a bug or a lost link state: the
             // only safe way on is a new view.
-            tracing::error!(expected = self.order.applied + 1, got = batch.first_seq, "gap in the order");
+            tracing::error!(
+                expected = self.order.applied + 1,
+                got = batch.first_seq,
+                "gap in the order"
+            );
             self.drop_link(peer, "gap in the sequenced stream");
             return;
         }
         let had_ops = !batch.ops.is_empty();
         self.apply_batch(batch);
         if had_ops {
-            let progress = Progress { view_id: self.view.id, seq: self.order.applied };
-            self.send_to(peer, PeerMessage { kind: Some(Kind::Progress(progress)) }, 1);
+            let progress = Progress {
+                view_id: self.view.id,
+                seq: self.order.applied,
+            };
+            self.send_to(
+                peer,
+                PeerMessage {
+                    kind: Some(Kind::Progress(progress)),
+                },
+                1,
+            );
         }
     }
 
@@ -158,7 +201,13 @@ impl Core {
             .view
             .members
             .iter()
-            .map(|m| if m == me { self.order.applied } else { self.order.progress.get(m).copied().unwrap_or(0) })
+            .map(|m| {
+                if m == me {
+                    self.order.applied
+                } else {
+                    self.order.progress.get(m).copied().unwrap_or(0)
+                }
+            })
             .min()
             .unwrap_or(0);
         self.advance_stable(stable);
@@ -173,7 +222,13 @@ impl Core {
     }
 
     /// Applies ops numbered from `first_seq` in view `view_id`, retaining them.
-    pub(super) fn apply_ops(&mut self, view_id: u64, first_seq: u64, ops: Vec<Op>, woken: &mut Vec<SessionId>) {
+    pub(super) fn apply_ops(
+        &mut self,
+        view_id: u64,
+        first_seq: u64,
+        ops: Vec<Op>,
+        woken: &mut Vec<SessionId>,
+    ) {
         let mut cut = Vec::new();
         for (i, op) in ops.into_iter().enumerate() {
             let seq = first_seq + i as u64;
@@ -192,7 +247,11 @@ impl Core {
     /// An own op was applied: it is no longer pending, and its permit is
     /// released once it is stable.
     fn finish_own(&mut self, op: &Op, seq: u64) {
-        let at = self.order.pending.iter().position(|(p, _)| p.origin_seq == op.origin_seq);
+        let at = self
+            .order
+            .pending
+            .iter()
+            .position(|(p, _)| p.origin_seq == op.origin_seq);
         if let Some(at) = at {
             // Ops are applied in submission order, so this is the front.
             if let Some((_, holds)) = self.order.pending.remove(at) {
@@ -201,21 +260,35 @@ impl Core {
         }
     }
 
-    fn apply_op(&mut self, op: &Op, position: Position, woken: &mut Vec<SessionId>, cut: &mut Vec<SessionId>) {
+    fn apply_op(
+        &mut self,
+        op: &Op,
+        position: Position,
+        woken: &mut Vec<SessionId>,
+        cut: &mut Vec<SessionId>,
+    ) {
         let Some(kind) = &op.kind else { return };
         match kind {
             OpKind::Publish(publish) => {
                 let from_here = op.origin == self.cfg.name;
-                let sender_session = if from_here { self.by_name.get(&publish.sender).copied() } else { None };
+                let sender_session = if from_here {
+                    self.by_name.get(&publish.sender).copied()
+                } else {
+                    None
+                };
                 if let Some(id) = sender_session
                     && let Some(session) = self.sessions.get(&id)
                 {
                     session.acks.record(position);
                     woken.push(id);
                 }
-                let Some(locals) = self.local_members.get(&publish.group) else { return };
+                let Some(locals) = self.local_members.get(&publish.group) else {
+                    return;
+                };
                 for &id in locals {
-                    let Some(session) = self.sessions.get(&id) else { continue };
+                    let Some(session) = self.sessions.get(&id) else {
+                        continue;
+                    };
                     if session.no_self_delivery && Some(id) == sender_session {
                         continue;
                     }
@@ -225,16 +298,33 @@ impl Core {
                         payload: publish.payload.clone(),
                         position: Some(position),
                     };
-                    if session.outbox.push(Event { kind: Some(event::Kind::Delivery(delivery)) }, 1).is_err() {
+                    if session
+                        .outbox
+                        .push(
+                            Event {
+                                kind: Some(event::Kind::Delivery(delivery)),
+                            },
+                            1,
+                        )
+                        .is_err()
+                    {
                         cut.push(id);
                     }
                 }
             }
             OpKind::Join(join) => {
-                let Some(member) = join.member.clone() else { return };
+                let Some(member) = join.member.clone() else {
+                    return;
+                };
                 let name = member.private_name.clone();
-                let local = if member.server == self.cfg.name { self.by_name.get(&name).copied() } else { None };
-                let Some(group) = self.groups.join(&join.group, member) else { return };
+                let local = if member.server == self.cfg.name {
+                    self.by_name.get(&name).copied()
+                } else {
+                    None
+                };
+                let Some(group) = self.groups.join(&join.group, member) else {
+                    return;
+                };
                 let view = GroupView {
                     group: join.group.clone(),
                     gid: group.gid,
@@ -244,12 +334,17 @@ impl Core {
                     position: Some(position),
                 };
                 if let Some(id) = local {
-                    self.local_members.entry(join.group.clone()).or_default().push(id);
+                    self.local_members
+                        .entry(join.group.clone())
+                        .or_default()
+                        .push(id);
                 }
                 self.deliver_view(&join.group, view, None, cut);
             }
             OpKind::Leave(leave) => {
-                let Some(group) = self.groups.leave(&leave.group, &leave.private_name) else { return };
+                let Some(group) = self.groups.leave(&leave.group, &leave.private_name) else {
+                    return;
+                };
                 let change = ViewChange::try_from(leave.reason).unwrap_or(ViewChange::Leave);
                 let view = GroupView {
                     group: leave.group.clone(),
@@ -279,10 +374,25 @@ impl Core {
         also: Option<SessionId>,
         cut: &mut Vec<SessionId>,
     ) {
-        let locals = self.local_members.get(group).map(Vec::as_slice).unwrap_or_default();
+        let locals = self
+            .local_members
+            .get(group)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for id in locals.iter().copied().chain(also) {
-            let Some(session) = self.sessions.get(&id) else { continue };
-            if session.outbox.push(Event { kind: Some(event::Kind::View(view.clone())) }, 1).is_err() {
+            let Some(session) = self.sessions.get(&id) else {
+                continue;
+            };
+            if session
+                .outbox
+                .push(
+                    Event {
+                        kind: Some(event::Kind::View(view.clone())),
+                    },
+                    1,
+                )
+                .is_err()
+            {
                 cut.push(id);
             }
         }

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use proto::msgc::v1::{
-    Event, Hello, JoinOp, LeaveOp, Member, NodeRecord, PublishOp, ViewChange, Welcome, event, op::Kind as OpKind,
+    Event, Hello, JoinOp, LeaveOp, Member, NodeRecord, PublishOp, ViewChange, Welcome, event,
+    op::Kind as OpKind,
 };
 
 use super::{Acks, ClientOp, Core, OpenError, SessionId, SessionOpened};
@@ -30,7 +31,11 @@ impl Core {
         }
         let id = self.next_session;
         self.next_session += 1;
-        let client = if hello.client_name.is_empty() { format!("c{id}") } else { hello.client_name };
+        let client = if hello.client_name.is_empty() {
+            format!("c{id}")
+        } else {
+            hello.client_name
+        };
         let private_name = names::private_name(&client, &self.cfg.name);
         if self.by_name.contains_key(&private_name) {
             return Err(OpenError::NameTaken(client));
@@ -42,7 +47,12 @@ impl Core {
             view_id: self.view.id,
             max_payload: self.cfg.max_payload as u64,
         };
-        let _ = outbox.push(Event { kind: Some(event::Kind::Welcome(welcome)) }, 1);
+        let _ = outbox.push(
+            Event {
+                kind: Some(event::Kind::Welcome(welcome)),
+            },
+            1,
+        );
         let acks = Arc::new(Acks::default());
         self.sessions.insert(
             id,
@@ -57,7 +67,13 @@ impl Core {
         );
         self.by_name.insert(private_name.clone(), id);
         tracing::debug!(session = id, name = %private_name, "session opened");
-        Ok(SessionOpened { id, private_name, outbox, acks, view_id: self.view.id })
+        Ok(SessionOpened {
+            id,
+            private_name,
+            outbox,
+            acks,
+            view_id: self.view.id,
+        })
     }
 
     pub(super) fn on_commands(&mut self, id: SessionId, ops: Vec<ClientOp>) {
@@ -69,7 +85,10 @@ impl Core {
         let mut kinds = Vec::with_capacity(ops.len());
         for op in ops {
             kinds.push(match op {
-                ClientOp::Join { group, capabilities } => {
+                ClientOp::Join {
+                    group,
+                    capabilities,
+                } => {
                     session.groups.insert(group.clone());
                     let member = Member {
                         private_name: session.private_name.clone(),
@@ -77,7 +96,10 @@ impl Core {
                         capabilities,
                         node: session.node.clone(),
                     };
-                    OpKind::Join(JoinOp { group, member: Some(member) })
+                    OpKind::Join(JoinOp {
+                        group,
+                        member: Some(member),
+                    })
                 }
                 ClientOp::Leave { group } => {
                     session.groups.remove(&group);
@@ -87,9 +109,11 @@ impl Core {
                         reason: ViewChange::Leave as i32,
                     })
                 }
-                ClientOp::Publish { group, payload } => {
-                    OpKind::Publish(PublishOp { group, sender: session.private_name.clone(), payload })
-                }
+                ClientOp::Publish { group, payload } => OpKind::Publish(PublishOp {
+                    group,
+                    sender: session.private_name.clone(),
+                    payload,
+                }),
             });
         }
         for kind in kinds {
@@ -99,8 +123,15 @@ impl Core {
 
     /// Ends a session: its stream ends (with `status` if given) and it leaves
     /// every group it joined.
-    pub(super) fn close_session(&mut self, id: SessionId, reason: ViewChange, status: Option<tonic::Status>) {
-        let Some(session) = self.sessions.remove(&id) else { return };
+    pub(super) fn close_session(
+        &mut self,
+        id: SessionId,
+        reason: ViewChange,
+        status: Option<tonic::Status>,
+    ) {
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
         self.by_name.remove(&session.private_name);
         for locals in self.local_members.values_mut() {
             locals.retain(|s| *s != id);
@@ -108,7 +139,11 @@ impl Core {
         session.outbox.close(status);
         tracing::debug!(session = id, name = %session.private_name, ?reason, "session closed");
         for group in session.groups {
-            let leave = LeaveOp { group, private_name: session.private_name.clone(), reason: reason as i32 };
+            let leave = LeaveOp {
+                group,
+                private_name: session.private_name.clone(),
+                reason: reason as i32,
+            };
             self.submit(OpKind::Leave(leave), false);
         }
     }
@@ -143,7 +178,10 @@ impl Core {
         for (group, state) in self.groups.iter() {
             for member in state.members.iter().filter(|m| m.server == self.cfg.name) {
                 if let Some(&id) = self.by_name.get(&member.private_name) {
-                    self.local_members.entry(group.clone()).or_default().push(id);
+                    self.local_members
+                        .entry(group.clone())
+                        .or_default()
+                        .push(id);
                 }
             }
         }

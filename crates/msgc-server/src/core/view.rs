@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use proto::msgc::v1::{
-    FlushState, GroupView, Install, Member, Op, PeerMessage, Position, Propose, Refuse, ServerViewId, ViewChange,
-    peer_message::Kind,
+    FlushState, GroupView, Install, Member, Op, PeerMessage, Position, Propose, Refuse,
+    ServerViewId, ViewChange, peer_message::Kind,
 };
 
 use super::groups::{Group, GroupTable};
@@ -55,10 +55,14 @@ impl Core {
             return;
         }
         let members: Vec<String> = reachable.into_iter().collect();
-        let incarnations: BTreeMap<String, u64> =
-            members.iter().map(|m| (m.clone(), self.incarnation_of(m))).collect();
+        let incarnations: BTreeMap<String, u64> = members
+            .iter()
+            .map(|m| (m.clone(), self.incarnation_of(m)))
+            .collect();
         match &self.phase {
-            Phase::Normal if self.view.members == members && self.view.incarnations == incarnations => {
+            Phase::Normal
+                if self.view.members == members && self.view.incarnations == incarnations =>
+            {
                 self.update_readiness();
                 return;
             }
@@ -73,14 +77,32 @@ impl Core {
         self.max_view_id += 1;
         let view_id = self.max_view_id;
         tracing::info!(view_id, ?members, "proposing server view");
-        let others: Vec<String> = members.iter().filter(|m| **m != self.cfg.name).cloned().collect();
+        let others: Vec<String> = members
+            .iter()
+            .filter(|m| **m != self.cfg.name)
+            .cloned()
+            .collect();
         for peer in &others {
-            let propose = Propose { view_id, members: members.clone() };
-            self.send_to(peer, PeerMessage { kind: Some(Kind::Propose(propose)) }, 1);
+            let propose = Propose {
+                view_id,
+                members: members.clone(),
+            };
+            self.send_to(
+                peer,
+                PeerMessage {
+                    kind: Some(Kind::Propose(propose)),
+                },
+                1,
+            );
         }
         let own = self.flush_state(view_id);
         let states = [(self.cfg.name.clone(), own)].into();
-        self.phase = Phase::Proposing(Proposal { view_id, members, incarnations, states });
+        self.phase = Phase::Proposing(Proposal {
+            view_id,
+            members,
+            incarnations,
+            states,
+        });
         self.phase_since = Instant::now();
         self.check_complete();
     }
@@ -88,7 +110,10 @@ impl Core {
     fn flush_state(&self, proposed_view_id: u64) -> FlushState {
         FlushState {
             proposed_view_id,
-            old_view: Some(ServerViewId { view_id: self.view.id, members: self.view.members.clone() }),
+            old_view: Some(ServerViewId {
+                view_id: self.view.id,
+                members: self.view.members.clone(),
+            }),
             applied_seq: self.order.applied,
             retained: self.order.retained.iter().cloned().collect(),
             groups: self.groups.to_wire(),
@@ -102,15 +127,28 @@ impl Core {
         // The proposer must be the lowest server of its proposal that this one
         // can reach. Servers it left out count as unreachable: a crashed server
         // is often noticed a moment later here than there.
-        let lowest = self.reachable().into_iter().find(|s| propose.members.contains(s));
+        let lowest = self
+            .reachable()
+            .into_iter()
+            .find(|s| propose.members.contains(s));
         // While answering a lower proposer that is still reachable, stay with
         // it; two proposers that cannot see each other would otherwise take
         // turns for ever.
         let loyal_elsewhere = matches!(&self.phase, Phase::Flushing { proposer, .. }
             if !proposer.is_empty() && proposer.as_str() < peer && self.links.contains_key(proposer));
-        if propose.view_id <= self.max_view_id || lowest.as_deref() != Some(peer) || loyal_elsewhere {
-            let refuse = Refuse { proposed_view_id: propose.view_id, known_view_id: self.max_view_id };
-            self.send_to(peer, PeerMessage { kind: Some(Kind::Refuse(refuse)) }, 1);
+        if propose.view_id <= self.max_view_id || lowest.as_deref() != Some(peer) || loyal_elsewhere
+        {
+            let refuse = Refuse {
+                proposed_view_id: propose.view_id,
+                known_view_id: self.max_view_id,
+            };
+            self.send_to(
+                peer,
+                PeerMessage {
+                    kind: Some(Kind::Refuse(refuse)),
+                },
+                1,
+            );
             return;
         }
         // Withdraw from an earlier proposal, so its proposer does not install
@@ -120,16 +158,34 @@ impl Core {
             && proposer != peer
         {
             let (old, withdrawn) = (proposer.clone(), *view_id);
-            let refuse = Refuse { proposed_view_id: withdrawn, known_view_id: propose.view_id };
-            self.send_to(&old, PeerMessage { kind: Some(Kind::Refuse(refuse)) }, 1);
+            let refuse = Refuse {
+                proposed_view_id: withdrawn,
+                known_view_id: propose.view_id,
+            };
+            self.send_to(
+                &old,
+                PeerMessage {
+                    kind: Some(Kind::Refuse(refuse)),
+                },
+                1,
+            );
         }
         self.leave_normal();
         self.max_view_id = propose.view_id;
         let state = self.flush_state(propose.view_id);
         let weight = 1 + state.retained.len();
-        self.phase = Phase::Flushing { view_id: propose.view_id, proposer: peer.to_owned() };
+        self.phase = Phase::Flushing {
+            view_id: propose.view_id,
+            proposer: peer.to_owned(),
+        };
         self.phase_since = Instant::now();
-        self.send_to(peer, PeerMessage { kind: Some(Kind::FlushState(state)) }, weight);
+        self.send_to(
+            peer,
+            PeerMessage {
+                kind: Some(Kind::FlushState(state)),
+            },
+            weight,
+        );
     }
 
     pub(super) fn on_refuse(&mut self, peer: &str, refuse: Refuse) {
@@ -139,7 +195,9 @@ impl Core {
             // on, or a member that moved to another proposal): propose again at
             // once above the known id. A refusal for any other reason waits for
             // the proposal timeout, so two servers cannot ping-pong without pause.
-            Phase::Proposing(p) if p.view_id == refuse.proposed_view_id && refuse.known_view_id >= p.view_id => {
+            Phase::Proposing(p)
+                if p.view_id == refuse.proposed_view_id && refuse.known_view_id >= p.view_id =>
+            {
                 let (members, incarnations) = (p.members.clone(), p.incarnations.clone());
                 self.start_proposal(members, incarnations);
             }
@@ -151,7 +209,10 @@ impl Core {
                     && self.reachable().first() == Some(&self.cfg.name) =>
             {
                 let members: Vec<String> = self.reachable().into_iter().collect();
-                let incarnations = members.iter().map(|m| (m.clone(), self.incarnation_of(m))).collect();
+                let incarnations = members
+                    .iter()
+                    .map(|m| (m.clone(), self.incarnation_of(m)))
+                    .collect();
                 self.start_proposal(members, incarnations);
             }
             _ => {}
@@ -159,7 +220,9 @@ impl Core {
     }
 
     pub(super) fn on_flush_state(&mut self, peer: &str, state: FlushState) {
-        let Phase::Proposing(p) = &mut self.phase else { return };
+        let Phase::Proposing(p) = &mut self.phase else {
+            return;
+        };
         if state.proposed_view_id != p.view_id || !p.members.iter().any(|m| m == peer) {
             return;
         }
@@ -177,13 +240,19 @@ impl Core {
         }
         match &self.phase {
             Phase::Proposing(p) => {
-                let silent: Vec<String> =
-                    p.members.iter().filter(|m| !p.states.contains_key(*m)).cloned().collect();
+                let silent: Vec<String> = p
+                    .members
+                    .iter()
+                    .filter(|m| !p.states.contains_key(*m))
+                    .cloned()
+                    .collect();
                 for peer in silent {
                     self.drop_link(&peer, "did not answer a view proposal in time");
                 }
             }
-            Phase::Flushing { proposer, .. } if now.duration_since(self.phase_since) > timeout * 3 => {
+            Phase::Flushing { proposer, .. }
+                if now.duration_since(self.phase_since) > timeout * 3 =>
+            {
                 let proposer = proposer.clone();
                 self.phase_since = now;
                 if proposer.is_empty() {
@@ -198,13 +267,20 @@ impl Core {
 
     /// Proposer: once every member has answered, compute and send the install.
     fn check_complete(&mut self) {
-        let Phase::Proposing(p) = &self.phase else { return };
+        let Phase::Proposing(p) = &self.phase else {
+            return;
+        };
         if p.states.len() < p.members.len() {
             return;
         }
-        let Phase::Proposing(p) = std::mem::replace(&mut self.phase, Phase::Normal) else { return };
+        let Phase::Proposing(p) = std::mem::replace(&mut self.phase, Phase::Normal) else {
+            return;
+        };
         let plan = InstallPlan::compute(&self.cfg.name, &p);
-        let view = ServerViewId { view_id: p.view_id, members: p.members.clone() };
+        let view = ServerViewId {
+            view_id: p.view_id,
+            members: p.members.clone(),
+        };
         let groups = plan.table.to_wire();
         let me = self.cfg.name.clone();
         for member in p.members.iter().filter(|m| **m != me) {
@@ -216,19 +292,31 @@ impl Core {
                 groups: groups.clone(),
                 reasons: plan.reasons.clone(),
             };
-            self.send_to(member, PeerMessage { kind: Some(Kind::Install(install)) }, weight);
+            self.send_to(
+                member,
+                PeerMessage {
+                    kind: Some(Kind::Install(install)),
+                },
+                weight,
+            );
         }
         let tail = plan.tails.get(&self.cfg.name).cloned().unwrap_or_default();
         self.install(view, tail, plan.table, &plan.reasons, p.incarnations);
     }
 
     pub(super) fn on_install(&mut self, peer: &str, install: Install) {
-        let Phase::Flushing { view_id, proposer } = &self.phase else { return };
+        let Phase::Flushing { view_id, proposer } = &self.phase else {
+            return;
+        };
         let Some(view) = install.view else { return };
         if proposer != peer || view.view_id != *view_id {
             return;
         }
-        let incarnations = view.members.iter().map(|m| (m.clone(), self.incarnation_of(m))).collect();
+        let incarnations = view
+            .members
+            .iter()
+            .map(|m| (m.clone(), self.incarnation_of(m)))
+            .collect();
         let table = GroupTable::from_wire(install.groups);
         self.install(view, install.tail, table, &install.reasons, incarnations);
     }
@@ -250,15 +338,27 @@ impl Core {
 
         // Announce each group whose membership differs from what this server had.
         let mut cut = Vec::new();
-        let names: BTreeSet<String> =
-            self.groups.iter().map(|(g, _)| g.clone()).chain(table.iter().map(|(g, _)| g.clone())).collect();
+        let names: BTreeSet<String> = self
+            .groups
+            .iter()
+            .map(|(g, _)| g.clone())
+            .chain(table.iter().map(|(g, _)| g.clone()))
+            .collect();
         let empty = Group::default();
         let mut announcements = Vec::new();
         for name in names {
             let old = self.groups.get(&name).unwrap_or(&empty);
             let new = table.get(&name).unwrap_or(&empty);
-            let old_names: Vec<&str> = old.members.iter().map(|m| m.private_name.as_str()).collect();
-            let new_names: Vec<&str> = new.members.iter().map(|m| m.private_name.as_str()).collect();
+            let old_names: Vec<&str> = old
+                .members
+                .iter()
+                .map(|m| m.private_name.as_str())
+                .collect();
+            let new_names: Vec<&str> = new
+                .members
+                .iter()
+                .map(|m| m.private_name.as_str())
+                .collect();
             if old_names == new_names {
                 continue;
             }
@@ -268,14 +368,20 @@ impl Core {
                 .chain(new_names.iter().filter(|n| !old_names.contains(n)))
                 .map(|n| (*n).to_owned())
                 .collect();
-            let change = reasons.get(&name).copied().unwrap_or(ViewChange::ServerLost as i32);
+            let change = reasons
+                .get(&name)
+                .copied()
+                .unwrap_or(ViewChange::ServerLost as i32);
             announcements.push(GroupView {
                 group: name,
                 gid: new.gid,
                 change,
                 members: new.members.clone(),
                 changed,
-                position: Some(Position { view_id: view.view_id, seq: 0 }),
+                position: Some(Position {
+                    view_id: view.view_id,
+                    seq: 0,
+                }),
             });
         }
         self.groups = table;
@@ -288,10 +394,19 @@ impl Core {
         // Start the new view.
         tracing::info!(view_id = view.view_id, members = ?view.members, "installed server view");
         self.max_view_id = self.max_view_id.max(view.view_id);
-        self.view = View { id: view.view_id, members: view.members, incarnations };
+        self.view = View {
+            id: view.view_id,
+            members: view.members,
+            incarnations,
+        };
         self.phase = Phase::Normal;
         self.phase_since = Instant::now();
-        let finished: usize = self.order.unstable_own.drain(..).map(|(_, holds)| usize::from(holds)).sum();
+        let finished: usize = self
+            .order
+            .unstable_own
+            .drain(..)
+            .map(|(_, holds)| usize::from(holds))
+            .sum();
         self.release_permits(finished);
         self.order.applied = 0;
         self.order.retained.clear();
@@ -333,7 +448,10 @@ impl InstallPlan {
         let mut sides: BTreeMap<(u64, Vec<String>), Vec<&str>> = BTreeMap::new();
         for (member, state) in &p.states {
             let old = state.old_view.clone().unwrap_or_default();
-            sides.entry((old.view_id, old.members)).or_default().push(member);
+            sides
+                .entry((old.view_id, old.members))
+                .or_default()
+                .push(member);
         }
         let new_members: BTreeSet<&str> = p.members.iter().map(String::as_str).collect();
         let mut tails = BTreeMap::new();
@@ -341,7 +459,9 @@ impl InstallPlan {
         let mut primary = 0;
         for members in sides.values() {
             // The member that got furthest holds every op any other got.
-            let Some(best) = members.iter().max_by_key(|m| p.states[**m].applied_seq) else { continue };
+            let Some(best) = members.iter().max_by_key(|m| p.states[**m].applied_seq) else {
+                continue;
+            };
             let best_state = &p.states[*best];
             let base = best_state.applied_seq - best_state.retained.len() as u64;
             for member in members {
@@ -350,7 +470,10 @@ impl InstallPlan {
                 if applied < base {
                     tracing::error!(member, applied, base, "member is behind the stable point");
                 }
-                tails.insert((*member).to_owned(), best_state.retained.iter().skip(skip).cloned().collect());
+                tails.insert(
+                    (*member).to_owned(),
+                    best_state.retained.iter().skip(skip).cloned().collect(),
+                );
             }
             if members.contains(&me) {
                 primary = side_tables.len();
@@ -366,8 +489,10 @@ impl InstallPlan {
 
         let mut table = GroupTable::default();
         let mut reasons = std::collections::HashMap::new();
-        let names: BTreeSet<String> =
-            side_tables.iter().flat_map(|(_, t)| t.iter().map(|(g, _)| g.clone())).collect();
+        let names: BTreeSet<String> = side_tables
+            .iter()
+            .flat_map(|(_, t)| t.iter().map(|(g, _)| g.clone()))
+            .collect();
         for name in names {
             // A member counts only from the side its own server reported.
             let members: Vec<Member> = side_tables
@@ -377,7 +502,10 @@ impl InstallPlan {
                         .map(|g| g.members.as_slice())
                         .unwrap_or_default()
                         .iter()
-                        .filter(|m| servers.contains(m.server.as_str()) && new_members.contains(m.server.as_str()))
+                        .filter(|m| {
+                            servers.contains(m.server.as_str())
+                                && new_members.contains(m.server.as_str())
+                        })
                         .cloned()
                         .collect::<Vec<_>>()
                 })
@@ -386,20 +514,37 @@ impl InstallPlan {
             let mut changed = false;
             let mut grew = false;
             for (_, t) in &side_tables {
-                let (side_gid, side_members) = t.get(&name).map_or((0, &[][..]), |g| (g.gid, &g.members[..]));
+                let (side_gid, side_members) = t
+                    .get(&name)
+                    .map_or((0, &[][..]), |g| (g.gid, &g.members[..]));
                 gid = gid.max(side_gid);
                 let same = side_members.len() == members.len()
-                    && side_members.iter().zip(&members).all(|(a, b)| a.private_name == b.private_name);
+                    && side_members
+                        .iter()
+                        .zip(&members)
+                        .all(|(a, b)| a.private_name == b.private_name);
                 changed |= !same;
-                grew |= members.iter().any(|m| !side_members.iter().any(|s| s.private_name == m.private_name));
+                grew |= members.iter().any(|m| {
+                    !side_members
+                        .iter()
+                        .any(|s| s.private_name == m.private_name)
+                });
             }
             if changed {
                 gid = gid.wrapping_add(1);
-                let reason = if grew { ViewChange::PartitionMerge } else { ViewChange::ServerLost };
+                let reason = if grew {
+                    ViewChange::PartitionMerge
+                } else {
+                    ViewChange::ServerLost
+                };
                 reasons.insert(name.clone(), reason as i32);
             }
             table.set(name, Group { gid, members });
         }
-        Self { tails, table, reasons }
+        Self {
+            tails,
+            table,
+            reasons,
+        }
     }
 }

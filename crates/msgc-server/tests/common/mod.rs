@@ -53,9 +53,16 @@ impl Cluster {
             let stop = CancellationToken::new();
             let token = stop.clone();
             let task = tokio::spawn(async move {
-                serve(cfg, vec![BoundListener::from_tcp(listener)], token).await.unwrap();
+                serve(cfg, vec![BoundListener::from_tcp(listener)], token)
+                    .await
+                    .unwrap();
             });
-            nodes.push(Node { name: name.clone(), addr: peers[&name].clone(), stop, task: Some(task) });
+            nodes.push(Node {
+                name: name.clone(),
+                addr: peers[&name].clone(),
+                stop,
+                task: Some(task),
+            });
         }
         Self { nodes }
     }
@@ -75,7 +82,11 @@ impl Cluster {
     /// Waits until every live server has installed a view of exactly `members`.
     pub async fn wait_view(&self, members: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        for node in self.nodes.iter().filter(|n| members.contains(&n.name.as_str())) {
+        for node in self
+            .nodes
+            .iter()
+            .filter(|n| members.contains(&n.name.as_str()))
+        {
             loop {
                 let status = status(&node.addr).await;
                 if let Some(s) = &status
@@ -84,7 +95,11 @@ impl Cluster {
                 {
                     break;
                 }
-                assert!(Instant::now() < deadline, "{} never installed {members:?}: {status:?}", node.name);
+                assert!(
+                    Instant::now() < deadline,
+                    "{} never installed {members:?}: {status:?}",
+                    node.name
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -92,13 +107,26 @@ impl Cluster {
 }
 
 pub async fn status(addr: &str) -> Option<ServerStatus> {
-    let channel = msgc_client::channel(addr, Duration::from_secs(1)).await.ok()?;
-    let reply = AdminClient::new(channel).get_server_view(GetServerViewRequest {}).await.ok()?;
+    let channel = msgc_client::channel(addr, Duration::from_secs(1))
+        .await
+        .ok()?;
+    let reply = AdminClient::new(channel)
+        .get_server_view(GetServerViewRequest {})
+        .await
+        .ok()?;
     Some(reply.into_inner())
 }
 
 pub async fn session(addr: &str, name: &str) -> (Session, Events) {
-    Session::connect(addr, Options { client_name: name.to_owned(), ..Default::default() }).await.unwrap()
+    Session::connect(
+        addr,
+        Options {
+            client_name: name.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 /// Reads frames until `done` says so, with a time bound.
@@ -129,9 +157,19 @@ impl ProcCluster {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..n)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
             .collect();
-        let peers: String = ports.iter().enumerate().map(|(i, p)| format!("s{} = \"127.0.0.1:{p}\" ", i + 1)).collect();
+        let peers: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("s{} = \"127.0.0.1:{p}\" ", i + 1))
+            .collect();
         let mut children = Vec::new();
         for (i, port) in ports.iter().enumerate() {
             let path = dir.path().join(format!("s{}.conf", i + 1));
@@ -143,13 +181,22 @@ impl ProcCluster {
             )
             .unwrap();
             let child = std::process::Command::new(env!("CARGO_BIN_EXE_msgc-server"))
-                .args(["--config", path.to_str().unwrap(), "--name", &format!("s{}", i + 1)])
+                .args([
+                    "--config",
+                    path.to_str().unwrap(),
+                    "--name",
+                    &format!("s{}", i + 1),
+                ])
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap();
             children.push(Some(child));
         }
-        Self { addrs: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(), children, _dir: dir }
+        Self {
+            addrs: ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+            children,
+            _dir: dir,
+        }
     }
 
     /// SIGKILL: the server vanishes without closing anything.
@@ -174,7 +221,10 @@ impl ProcCluster {
                 {
                     break;
                 }
-                assert!(Instant::now() < deadline, "{addr} never installed {members:?}: {s:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "{addr} never installed {members:?}: {s:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
