@@ -380,6 +380,12 @@ impl Sources {
         }
     }
 
+    /// Add or replace the text of `name` (overrides reuse their origin names).
+    pub(crate) fn set(&mut self, name: Arc<str>, text: Arc<str>) {
+        self.files.retain(|f| f.name != name);
+        self.add(name, text);
+    }
+
     /// The text of the line `loc` points into, if its file is known.
     pub(crate) fn line(&self, loc: &Location) -> Option<&str> {
         let f = self.files.iter().find(|f| *f.name == *loc.file)?;

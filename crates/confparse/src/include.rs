@@ -205,6 +205,8 @@ impl<'l> Builder<'l> {
         origin: u32,
     ) {
         self.sources.add(display.clone(), text.clone());
+        // A UTF-8 byte-order mark is not part of the first name.
+        let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
         self.files.push(Frame {
             display: display.clone(),
             canonical,
@@ -215,7 +217,7 @@ impl<'l> Builder<'l> {
         // parser counts those against the nesting limit.
         let base_depth = self.stack.len() - 1;
         let mut diags = std::mem::take(&mut self.diags);
-        Parser::new(display, &text, base_depth).parse_body(self, &mut diags);
+        Parser::new(display, body, base_depth).parse_body(self, &mut diags);
         // Errors from nested includes were added to self.diags meanwhile.
         let nested = std::mem::replace(&mut self.diags, diags);
         for d in nested.errors.into_iter().chain(nested.warnings) {

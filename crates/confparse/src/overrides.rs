@@ -143,7 +143,7 @@ impl Config {
                 })
             });
             self.sources
-                .add(origin.clone(), Arc::from(o.value.as_str()));
+                .set(origin.clone(), Arc::from(o.value.as_str()));
             let (option, scopes) = match segs.split_last() {
                 Some(x) => x,
                 None => continue,

@@ -604,3 +604,30 @@ fn value_on_the_next_line_and_missing_values() {
         assert_eq!(errs[0].location, Some(Location::new("t.conf", 1, 3)));
     }
 }
+
+#[test]
+fn byte_order_mark_and_crlf_line_endings() {
+    let cfg = parse("\u{feff}msgc_server {\r\n  port = 4809\r\n  peers = [ a = \"1\" ]\r\n}\r\n");
+    let s = cfg
+        .root()
+        .scope("msgc_server")
+        .expect("BOM is not part of the name");
+    assert_eq!(s.name(), "msgc_server");
+    assert_eq!(s.get_int("port").unwrap(), Some(4809));
+    let e = loader()
+        .load_str("crlf.conf", "a = \"open\r\nb = 1\r\n", None)
+        .unwrap_err();
+    let d = e.errors().next().unwrap();
+    assert_eq!(d.location, Some(Location::new("crlf.conf", 1, 5)));
+    assert_eq!(d.source_line.as_deref(), Some("a = \"open"));
+}
+
+#[test]
+fn repeated_overrides_quote_their_latest_text() {
+    let mut cfg = parse("s { }");
+    let o = |v: &str| Override::new("s.n", v, "env EC_CONF__S__N");
+    cfg.apply_overrides([o("first")]).unwrap();
+    cfg.apply_overrides([o("second")]).unwrap();
+    let e = cfg.root().scope("s").unwrap().get_int("n").unwrap_err();
+    assert_eq!(e.source_line.as_deref(), Some("second"));
+}
