@@ -13,6 +13,12 @@ use crate::schema::{Kind, Schema, ScopeSchema};
 /// Options valid in a listener scope and in each of its `Listen` scopes; defaults are
 /// declared on the listener only, so a `Listen` falls back to its listener's value and
 /// then to the listener's default.
+///
+/// Two defaults differ from Momentum's on purpose, because both listeners carry
+/// gRPC (HTTP/2): `disable_nagle_algorithm` is true (Nagle with delayed ACKs stalls
+/// small frames for 40 ms) and the TCP buffer sizes are 0, the OS's own autotuned
+/// sizes (Momentum's 4096 bytes would throttle a stream to a few MB/s). Explicit
+/// values are honoured.
 fn listener_options(s: ScopeSchema, defaults: bool) -> ScopeSchema {
     let d = |v: &'static str| if defaults { Some(v) } else { None };
     s.option("enable", Kind::Bool, d("true"))
@@ -20,10 +26,10 @@ fn listener_options(s: ScopeSchema, defaults: bool) -> ScopeSchema {
         .option("accept_queue_backlog", Kind::Int, d("0"))
         .option("concurrency", Kind::Int, d("0"))
         .option("events_per_iter", Kind::Int, d("0"))
-        .option("disable_nagle_algorithm", Kind::Bool, d("false"))
+        .option("disable_nagle_algorithm", Kind::Bool, d("true"))
         .option("file_mode", Kind::Octal, d("0660"))
-        .option("tcp_recv_buffer_size", Kind::Int, d("4096"))
-        .option("tcp_send_buffer_size", Kind::Int, d("4096"))
+        .option("tcp_recv_buffer_size", Kind::Int, d("0"))
+        .option("tcp_send_buffer_size", Kind::Int, d("0"))
         .option("pool_name", Kind::Str, None)
 }
 
@@ -45,12 +51,14 @@ fn msgc_timers(s: ScopeSchema) -> ScopeSchema {
         .option("debug_level", Kind::Str, Some("ERROR"))
 }
 
-/// `msgc_server { peers = [ name = "address" ... ] port = 4809 ... }`.
+/// `msgc_server { peers = [ name = "address" ... ] port = 4809 ... }`, plus this
+/// project's `max_message_size` (largest payload in bytes, default 1 MiB).
 pub fn msgc_server() -> ScopeSchema {
     msgc_timers(
         ScopeSchema::anonymous("msgc_server")
             .option("peers", Kind::Dict, None)
-            .option("port", Kind::Int, Some("4809")),
+            .option("port", Kind::Int, Some("4809"))
+            .option("max_message_size", Kind::Int, Some("1048576")),
     )
 }
 

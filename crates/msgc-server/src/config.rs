@@ -115,25 +115,10 @@ pub enum ConfigError {
     Refused(String),
 }
 
-/// The scopes msgc-server owns, with Momentum's defaults.
+/// The scopes msgc-server owns (`msgc_server`, `msgcserver_listener`,
+/// `msgc_client`), with Momentum's defaults.
 pub fn schema() -> confparse::Schema {
-    use confparse::{Kind, ScopeSchema};
-    confparse::Schema::new()
-        .scope(
-            ScopeSchema::anonymous("msgc_server")
-                .option("peers", Kind::Dict, None)
-                .option("port", Kind::Int, Some("4809"))
-                .option("connect_timeout", Kind::Duration, Some("60"))
-                .option("idle_timeout", Kind::Duration, Some("30"))
-                .option("keepalive_interval", Kind::Duration, Some("5"))
-                .option("reconnect_interval", Kind::Duration, Some("5"))
-                .option("max_backlog", Kind::Int, Some("5000"))
-                .option("messages_per_iter", Kind::Int, Some("20"))
-                .option("tcpbuf_size", Kind::Int, Some("131072"))
-                .option("debug_level", Kind::Str, Some("ERROR"))
-                .option("max_message_size", Kind::Int, Some("1048576")),
-        )
-        .scope(service_kit::listen::listener_schema("msgcserver_listener"))
+    confparse::momentum::msgc_server_schema()
 }
 
 /// Where the configuration comes from.

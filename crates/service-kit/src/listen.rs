@@ -408,24 +408,10 @@ mod tests {
     }
 }
 
-/// The options Momentum allows in a listener scope and in each of its
-/// `Listen` scopes (an option set on the listener applies to every `Listen`
-/// that does not set it).
+/// The schema of a listener scope (e.g. `ECCluster_Listener`) and its `Listen`
+/// children, with this project's defaults (see `confparse::momentum`).
 pub fn listener_schema(scope: &str) -> confparse::ScopeSchema {
-    use confparse::{Kind, ScopeSchema};
-    fn options(s: ScopeSchema) -> ScopeSchema {
-        s.option("enable", Kind::Bool, None)
-            .option("listen_backlog", Kind::Int, None)
-            .option("accept_queue_backlog", Kind::Int, None)
-            .option("concurrency", Kind::Int, None)
-            .option("events_per_iter", Kind::Int, None)
-            .option("disable_nagle_algorithm", Kind::Bool, None)
-            .option("file_mode", Kind::Octal, None)
-            .option("tcp_recv_buffer_size", Kind::Int, None)
-            .option("tcp_send_buffer_size", Kind::Int, None)
-            .option("pool_name", Kind::Str, None)
-    }
-    options(ScopeSchema::anonymous(scope)).child(options(ScopeSchema::named("Listen")))
+    confparse::momentum::listener(scope)
 }
 
 /// One `Listen` as configured.
