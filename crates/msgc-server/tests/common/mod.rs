@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Node {
     pub name: String,
     pub addr: String,
+    pub cfg: ServerConfig,
     pub stop: CancellationToken,
     pub task: Option<JoinHandle<()>>,
 }
@@ -50,21 +51,37 @@ impl Cluster {
         for (i, listener) in listeners.into_iter().enumerate() {
             let name = format!("s{}", i + 1);
             let cfg = tweak(fast(ServerConfig::with_peers(&name, peers.clone())));
-            let stop = CancellationToken::new();
-            let token = stop.clone();
-            let task = tokio::spawn(async move {
-                serve(cfg, vec![BoundListener::from_tcp(listener)], token)
-                    .await
-                    .unwrap();
-            });
+            let (stop, task) = spawn_server(cfg.clone(), listener);
             nodes.push(Node {
                 name: name.clone(),
                 addr: peers[&name].clone(),
+                cfg,
                 stop,
                 task: Some(task),
             });
         }
         Self { nodes }
+    }
+
+    /// Starts server `i` again, fresh, on its old address.
+    pub async fn restart(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(&self.nodes[i].addr).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot rebind {}: {e}",
+                        self.nodes[i].addr
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let (stop, task) = spawn_server(self.nodes[i].cfg.clone(), listener);
+        self.nodes[i].stop = stop;
+        self.nodes[i].task = Some(task);
     }
 
     pub fn addr(&self, i: usize) -> &str {
@@ -104,6 +121,20 @@ impl Cluster {
             }
         }
     }
+}
+
+fn spawn_server(
+    cfg: ServerConfig,
+    listener: tokio::net::TcpListener,
+) -> (CancellationToken, JoinHandle<()>) {
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let task = tokio::spawn(async move {
+        serve(cfg, vec![BoundListener::from_tcp(listener)], token)
+            .await
+            .unwrap();
+    });
+    (stop, task)
 }
 
 pub async fn status(addr: &str) -> Option<ServerStatus> {
