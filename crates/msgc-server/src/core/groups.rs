@@ -29,17 +29,27 @@ impl Group {
     }
 }
 
-/// Every group the bus knows. Empty groups are kept so a group's gid never
-/// goes back.
+/// Every group with members. A group is forgotten when its last member leaves
+/// (so memory follows live groups, not every name ever used); a group created
+/// later starts above `gid_floor`, the highest gid any forgotten group reached,
+/// so a member that leaves and rejoins still sees its gids grow.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupTable {
     groups: BTreeMap<String, Group>,
+    gid_floor: u32,
 }
 
 impl GroupTable {
     /// Adds a member; `None` if it was already a member (the op is a no-op).
     pub fn join(&mut self, group: &str, member: Member) -> Option<&Group> {
-        let entry = self.groups.entry(group.to_owned()).or_default();
+        let floor = self.gid_floor;
+        let entry = self
+            .groups
+            .entry(group.to_owned())
+            .or_insert_with(|| Group {
+                gid: floor,
+                members: Vec::new(),
+            });
         if entry.contains(&member.private_name) {
             return None;
         }
@@ -48,13 +58,24 @@ impl GroupTable {
         Some(entry)
     }
 
-    /// Removes a member; `None` if it was not a member.
-    pub fn leave(&mut self, group: &str, private_name: &str) -> Option<&Group> {
+    /// Removes a member and returns the group as it is now; `None` if it was
+    /// not a member.
+    pub fn leave(&mut self, group: &str, private_name: &str) -> Option<Group> {
         let entry = self.groups.get_mut(group)?;
         let at = entry.position(private_name)?;
         entry.members.remove(at);
         entry.gid = entry.gid.wrapping_add(1);
-        Some(entry)
+        let now = entry.clone();
+        if now.members.is_empty() {
+            self.groups.remove(group);
+            self.gid_floor = self.gid_floor.max(now.gid);
+        }
+        Some(now)
+    }
+
+    /// The gid every newly created group starts above.
+    pub fn gid_floor(&self) -> u32 {
+        self.gid_floor
     }
 
     /// The group, if it was ever joined.
@@ -80,10 +101,11 @@ impl GroupTable {
     }
 
     /// A table received in a view change.
-    pub fn from_wire(groups: Vec<WireGroup>) -> Self {
+    pub fn from_wire(groups: Vec<WireGroup>, gid_floor: u32) -> Self {
         Self {
             groups: groups
                 .into_iter()
+                .filter(|g| !g.members.is_empty())
                 .map(|g| {
                     (
                         g.group,
@@ -94,12 +116,24 @@ impl GroupTable {
                     )
                 })
                 .collect(),
+            gid_floor,
         }
     }
 
-    /// Sets a group's state outright (used when installing a view).
+    /// Sets a group's state outright (used when installing a view); an empty
+    /// group is forgotten.
     pub fn set(&mut self, group: String, state: Group) {
-        self.groups.insert(group, state);
+        if state.members.is_empty() {
+            self.gid_floor = self.gid_floor.max(state.gid);
+            self.groups.remove(&group);
+        } else {
+            self.groups.insert(group, state);
+        }
+    }
+
+    /// Raises the floor (merging tables from several views).
+    pub fn raise_floor(&mut self, floor: u32) {
+        self.gid_floor = self.gid_floor.max(floor);
     }
 }
 
@@ -134,11 +168,10 @@ mod tests {
         assert!(t.leave("nope", "#a#s").is_none());
         let g = t.leave("g", "#b#s").unwrap();
         assert!(g.members.is_empty());
-        assert_eq!(
-            t.join("g", member("#c#s")).unwrap().gid,
-            5,
-            "gid survives an empty group"
-        );
+        assert!(t.get("g").is_none(), "an empty group is forgotten");
+        let other = t.join("other", member("#c#s")).unwrap().gid;
+        assert_eq!(other, 5, "new groups start above every forgotten gid");
+        assert_eq!(t.join("g", member("#c#s")).unwrap().gid, 5);
     }
 
     #[test]
@@ -146,6 +179,8 @@ mod tests {
         let mut t = GroupTable::default();
         t.join("g1", member("#a#s"));
         t.join("g2", member("#b#s"));
-        assert_eq!(GroupTable::from_wire(t.to_wire()), t);
+        t.join("g3", member("#c#s"));
+        t.leave("g3", "#c#s");
+        assert_eq!(GroupTable::from_wire(t.to_wire(), t.gid_floor()), t);
     }
 }

@@ -361,6 +361,13 @@ impl Core {
                     locals.retain(|s| *s != id);
                 }
                 self.deliver_view(&leave.group, view, leaver, cut);
+                if self
+                    .local_members
+                    .get(&leave.group)
+                    .is_some_and(Vec::is_empty)
+                {
+                    self.local_members.remove(&leave.group);
+                }
             }
         }
     }

@@ -133,9 +133,10 @@ impl Core {
             return;
         };
         self.by_name.remove(&session.private_name);
-        for locals in self.local_members.values_mut() {
+        self.local_members.retain(|_, locals| {
             locals.retain(|s| *s != id);
-        }
+            !locals.is_empty()
+        });
         session.outbox.close(status);
         tracing::debug!(session = id, name = %session.private_name, ?reason, "session closed");
         for group in session.groups {

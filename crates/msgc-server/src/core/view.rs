@@ -117,6 +117,7 @@ impl Core {
             applied_seq: self.order.applied,
             retained: self.order.retained.iter().cloned().collect(),
             groups: self.groups.to_wire(),
+            gid_floor: self.groups.gid_floor(),
         }
     }
 
@@ -291,6 +292,7 @@ impl Core {
                 tail,
                 groups: groups.clone(),
                 reasons: plan.reasons.clone(),
+                gid_floor: plan.table.gid_floor(),
             };
             self.send_to(
                 member,
@@ -317,7 +319,7 @@ impl Core {
             .iter()
             .map(|m| (m.clone(), self.incarnation_of(m)))
             .collect();
-        let table = GroupTable::from_wire(install.groups);
+        let table = GroupTable::from_wire(install.groups, install.gid_floor);
         self.install(view, install.tail, table, &install.reasons, incarnations);
     }
 
@@ -478,7 +480,7 @@ impl InstallPlan {
             if members.contains(&me) {
                 primary = side_tables.len();
             }
-            let table = GroupTable::from_wire(best_state.groups.clone());
+            let table = GroupTable::from_wire(best_state.groups.clone(), best_state.gid_floor);
             side_tables.push((members.iter().copied().collect(), table));
         }
         // Ours first, so its members keep their seniority.
@@ -488,6 +490,9 @@ impl InstallPlan {
         }
 
         let mut table = GroupTable::default();
+        for (_, side) in &side_tables {
+            table.raise_floor(side.gid_floor());
+        }
         let mut reasons = std::collections::HashMap::new();
         let names: BTreeSet<String> = side_tables
             .iter()
