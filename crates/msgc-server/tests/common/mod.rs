@@ -238,6 +238,16 @@ impl ProcCluster {
         }
     }
 
+    /// Sends a signal (e.g. "STOP", "CONT") to server `i`.
+    pub fn signal(&self, i: usize, signal: &str) {
+        let child = self.children[i].as_ref().expect("server is running");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub async fn wait_view(&self, members: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(20);
         for (i, addr) in self.addrs.iter().enumerate() {
