@@ -9,6 +9,8 @@ const PROTOS: &[&str] = &[
     "msgc/v1/bus.proto",
     "msgc/v1/mesh.proto",
     "eccluster/v1/node.proto",
+    "eccluster/v1/logs.proto",
+    "eccluster/v1/move.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

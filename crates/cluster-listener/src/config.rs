@@ -6,7 +6,8 @@
 //!   [`service_kit::listen::listener_schema`];
 //! * `cluster { }` — `nodename`, `nodeaddr`, `cluster_group`, `control_group`,
 //!   `subcluster`, `node_type`, `logs`, `heartbeats_per_sec`,
-//!   `view_mature_time`, `enabled`, `debug_level`. Its sub-scopes (`Replicate`,
+//!   `view_mature_time`, `enabled`, `debug_level`, and for the data paths
+//!   `state_dir`, `spool_dir`, `max_message_size`. Its sub-scopes (`Replicate`,
 //!   `Topology`, ...) belong to modules this node does not implement: they are
 //!   accepted and not checked;
 //! * `msgc_client { }` — `server`, `bind_address` and the msgc timers.
@@ -29,6 +30,12 @@
 //! * `heartbeats_per_sec` and `view_mature_time` are accepted and checked but
 //!   have no effect: membership comes from the bus's group views.
 //! * `enabled = false`: the node serves its listener but does not join the bus.
+//! * `logs` names must be plain names (letters, digits, `_ - .`, not starting
+//!   with `.`): they become directory names of checkpoints and pulled copies.
+//! * `state_dir` ([`DEFAULT_STATE_DIR`]) holds log checkpoints; `spool_dir`
+//!   ([`DEFAULT_SPOOL_DIR`]) receives moved messages; both are created when
+//!   first needed, so a node whose directories cannot be created still serves
+//!   everything else.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -48,6 +55,13 @@ pub const FALLBACK_NODEADDR: &str = "127.0.0.1";
 pub const DEFAULT_SUBCLUSTER: &str = "default";
 /// Node type of a node that names none.
 pub const DEFAULT_NODE_TYPE: &str = "node";
+
+/// Where log checkpoints live when `cluster { state_dir }` is unset.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ecelerity/cluster";
+/// Where moved messages land when `cluster { spool_dir }` is unset.
+pub const DEFAULT_SPOOL_DIR: &str = "/var/spool/ecelerity/cluster";
+/// `cluster { max_message_size }` when unset: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 << 20;
 
 /// The configuration used when no file is given: listen `*:4802`, msgc server
 /// `127.0.0.1:4809`.
@@ -98,6 +112,15 @@ pub struct NodeConfig {
     pub node_type: String,
     /// `logs`: logs this node offers for pulling, name -> path.
     pub logs: BTreeMap<String, String>,
+    /// `state_dir` ([`DEFAULT_STATE_DIR`]): log checkpoints, one file per
+    /// (log, subscriber).
+    pub state_dir: PathBuf,
+    /// `spool_dir` ([`DEFAULT_SPOOL_DIR`]): moved messages arrive in
+    /// `incoming/` by way of `tmp/`.
+    pub spool_dir: PathBuf,
+    /// `max_message_size` ([`DEFAULT_MAX_MESSAGE_SIZE`]): the largest message
+    /// body a move may carry, in bytes.
+    pub max_message_size: u64,
     /// `heartbeats_per_sec` (1): accepted, no effect.
     pub heartbeats_per_sec: u32,
     /// `view_mature_time` (5 s): accepted, no effect.
@@ -124,6 +147,9 @@ impl NodeConfig {
             subcluster: DEFAULT_SUBCLUSTER.to_owned(),
             node_type: DEFAULT_NODE_TYPE.to_owned(),
             logs: BTreeMap::new(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            spool_dir: PathBuf::from(DEFAULT_SPOOL_DIR),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             heartbeats_per_sec: 1,
             view_mature_time: Duration::from_secs(5),
             enabled: true,
@@ -237,6 +263,9 @@ pub fn schema() -> confparse::Schema {
                 .option("subcluster", Kind::Str, None)
                 .option("node_type", Kind::Str, None)
                 .option("logs", Kind::Dict, None)
+                .option("state_dir", Kind::Str, Some(DEFAULT_STATE_DIR))
+                .option("spool_dir", Kind::Str, Some(DEFAULT_SPOOL_DIR))
+                .option("max_message_size", Kind::Int, Some("67108864"))
                 .option("heartbeats_per_sec", Kind::Int, Some("1"))
                 .option("view_mature_time", Kind::Duration, Some("5"))
                 .option("enabled", Kind::Bool, Some("true"))
@@ -283,6 +312,17 @@ impl Source {
 /// The same rule the bus applies to group names: 1-64 printable bytes, no whitespace.
 fn is_group_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A name that is safe as one path component: 1-64 bytes of letters, digits,
+/// `_`, `-`, `.`, not starting with `.` (log names, subscriber names).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Reads option `name` of `scope` (or the top level when the scope is absent).
@@ -403,6 +443,40 @@ pub fn load(source: &Source) -> Result<NodeConfig, ConfigError> {
             .collect(),
         None => BTreeMap::new(),
     };
+    for (name, path) in &logs {
+        if !is_plain_name(name) {
+            return Err(cluster.located(
+                "logs",
+                format!("cluster logs name {name:?} must be letters, digits, `_`, `-` or `.`, not starting with `.`"),
+            ));
+        }
+        if path.is_empty() {
+            return Err(cluster.located("logs", format!("cluster logs {name:?} has an empty path")));
+        }
+    }
+    let dir = |name: &str, default: &str| -> Result<PathBuf, ConfigError> {
+        match cluster.str(name)? {
+            Some(d) if d.is_empty() => {
+                Err(cluster.located(name, format!("cluster {name} is empty")))
+            }
+            Some(d) => Ok(PathBuf::from(d)),
+            None => Ok(PathBuf::from(default)),
+        }
+    };
+    let state_dir = dir("state_dir", DEFAULT_STATE_DIR)?;
+    let spool_dir = dir("spool_dir", DEFAULT_SPOOL_DIR)?;
+    let max_message_size = match cluster.scope {
+        Some(s) => s.get_int("max_message_size")?,
+        None => None,
+    }
+    .map_or(Ok(DEFAULT_MAX_MESSAGE_SIZE), |n| {
+        u64::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            cluster.located(
+                "max_message_size",
+                format!("cluster max_message_size must be 1 byte or more, not {n}"),
+            )
+        })
+    })?;
     let heartbeats = match cluster.scope {
         Some(s) => s.get_int("heartbeats_per_sec")?.unwrap_or(1),
         None => 1,
@@ -438,6 +512,9 @@ pub fn load(source: &Source) -> Result<NodeConfig, ConfigError> {
         subcluster,
         node_type,
         logs,
+        state_dir,
+        spool_dir,
+        max_message_size,
         heartbeats_per_sec,
         view_mature_time,
         enabled,
@@ -631,6 +708,40 @@ mod tests {
         assert_eq!(cfg.msgc.servers, vec!["h1:1", "h2:2"]);
         assert_eq!(cfg.msgc.reconnect_interval, Duration::from_millis(200));
         assert_eq!(cfg.msgc.bind_address, Some(IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(cfg.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(cfg.spool_dir, PathBuf::from(DEFAULT_SPOOL_DIR));
+        assert_eq!(cfg.max_message_size, DEFAULT_MAX_MESSAGE_SIZE);
+    }
+
+    #[test]
+    fn data_path_options_are_read_checked_and_overridable() {
+        let cfg = load_text(
+            "ECCluster_Listener { Listen \"127.0.0.1:0\" {} }\n\
+             cluster { nodename = a logs = [ mainlog = \"/var/log/m\" ] state_dir = \"/s\" max_message_size = 1024 }",
+            &[("EC_CONF__CLUSTER__SPOOL_DIR", "\"/sp\"")],
+        )
+        .unwrap();
+        assert_eq!(cfg.state_dir, PathBuf::from("/s"));
+        assert_eq!(cfg.spool_dir, PathBuf::from("/sp"));
+        assert_eq!(cfg.max_message_size, 1024);
+        let err = load_text(
+            "ECCluster_Listener { Listen \"*:1\" {} }\ncluster {\n  logs = [ \"../x\" = \"/p\" ]\n}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ecelerity-cluster.conf:3:") && err.contains("logs name"),
+            "{err}"
+        );
+        let err = load_text(
+            "ECCluster_Listener { Listen \"*:1\" {} }\ncluster {\n  max_message_size = 0\n}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("max_message_size"), "{err}");
+        assert!(is_plain_name("main.log-1_x") && !is_plain_name(".x") && !is_plain_name("a/b"));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Every way a node request can be refused, and the one place they become
-//! gRPC statuses.
+//! gRPC statuses: [`NodeError`] (`eccluster.v1.Node`), [`MoveError`]
+//! (`eccluster.v1.Mover`), [`LogError`] (`eccluster.v1.Logs`).
+
+use std::io;
 
 use tonic::Status;
 
@@ -51,6 +54,185 @@ impl From<NodeError> for Status {
     }
 }
 
+/// A refused or failed message move.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    /// The first chunk carried no envelope.
+    #[error("the first chunk of a move must carry the envelope")]
+    MissingEnvelope,
+    /// The message id is not a safe file name.
+    #[error("message id {id:?} is refused: {reason}")]
+    InvalidId {
+        /// The id as sent.
+        id: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// The body is (or is declared) larger than `max_message_size`.
+    #[error("message {id:?} exceeds max_message_size ({limit} bytes)")]
+    TooLarge {
+        /// The message id.
+        id: String,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The body did not have the size the envelope declared.
+    #[error("message {id:?} declared {declared} bytes but carried {received}")]
+    SizeMismatch {
+        /// The message id.
+        id: String,
+        /// `Envelope.size`.
+        declared: u64,
+        /// Bytes received.
+        received: u64,
+    },
+    /// Another transfer of the same id is being received right now.
+    #[error("message {0:?} is being received by another transfer; retry")]
+    Busy(String),
+    /// The spool disk refused the write for lack of space or quota.
+    #[error("spool disk full: {what} for message {id:?}: {source}")]
+    SpoolFull {
+        /// The message id.
+        id: String,
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Any other spool I/O failure (EIO, permissions, ...).
+    #[error("spool I/O error: {what} for message {id:?}: {source}")]
+    Spool {
+        /// The message id.
+        id: String,
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The sender's stream failed midway; nothing was kept.
+    #[error("transfer of message {id:?} cut after {received} bytes: {reason}")]
+    Cut {
+        /// The message id.
+        id: String,
+        /// Bytes received before the cut.
+        received: u64,
+        /// What the stream reported.
+        reason: String,
+    },
+    /// MoveTo: a local file to send could not be read.
+    #[error("cannot read {path}: {source}")]
+    Source {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// MoveTo: the target refused or could not be reached.
+    #[error(transparent)]
+    Target(#[from] NodeError),
+    /// MoveTo: the target answered with a refusal.
+    #[error("node {node:?} refused message {id:?}: {status}")]
+    Refused {
+        /// The target node.
+        node: String,
+        /// The message id.
+        id: String,
+        /// The target's status.
+        status: Status,
+    },
+}
+
+impl MoveError {
+    /// An I/O failure on the spool: out of space (ENOSPC, EDQUOT) or other.
+    pub fn io(id: &str, what: impl Into<String>, source: io::Error) -> Self {
+        let (id, what) = (id.to_owned(), what.into());
+        if matches!(
+            source.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        ) {
+            Self::SpoolFull { id, what, source }
+        } else {
+            Self::Spool { id, what, source }
+        }
+    }
+}
+
+impl From<MoveError> for Status {
+    fn from(err: MoveError) -> Self {
+        let message = err.to_string();
+        match err {
+            MoveError::MissingEnvelope
+            | MoveError::InvalidId { .. }
+            | MoveError::SizeMismatch { .. } => Status::invalid_argument(message),
+            MoveError::TooLarge { .. } | MoveError::SpoolFull { .. } => {
+                Status::resource_exhausted(message)
+            }
+            MoveError::Busy(_) => Status::aborted(message),
+            MoveError::Spool { .. } => Status::internal(message),
+            MoveError::Cut { .. } => Status::cancelled(message),
+            MoveError::Source { source, .. } => match source.kind() {
+                io::ErrorKind::NotFound => Status::not_found(message),
+                io::ErrorKind::PermissionDenied => Status::permission_denied(message),
+                _ => Status::failed_precondition(message),
+            },
+            MoveError::Target(err) => err.into(),
+            MoveError::Refused { status, .. } => Status::new(status.code(), message),
+        }
+    }
+}
+
+/// A refused or failed log request.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The log is not in `cluster { logs }`.
+    #[error("log {0:?} is not offered by this node (cluster logs)")]
+    UnknownLog(String),
+    /// The subscriber was never created on this log.
+    #[error("log {log:?} has no subscriber {subscriber:?} (create it with Subscribe)")]
+    UnknownSubscriber {
+        /// The log.
+        log: String,
+        /// The subscriber.
+        subscriber: String,
+    },
+    /// A subscriber name that cannot be one.
+    #[error(
+        "subscriber name {0:?} must be 1-64 letters, digits, `_`, `-` or `.`, not starting with `.`"
+    )]
+    InvalidSubscriber(String),
+    /// A commit without a position.
+    #[error("commit carries no position")]
+    MissingPosition,
+    /// Reading the log or its checkpoints failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl From<LogError> for Status {
+    fn from(err: LogError) -> Self {
+        let message = err.to_string();
+        match err {
+            LogError::UnknownLog(_) | LogError::UnknownSubscriber { .. } => {
+                Status::not_found(message)
+            }
+            LogError::InvalidSubscriber(_) | LogError::MissingPosition => {
+                Status::invalid_argument(message)
+            }
+            LogError::Io { source, .. } => match source.kind() {
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                    Status::resource_exhausted(message)
+                }
+                _ => Status::internal(message),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +274,62 @@ mod tests {
         for (err, code, text) in cases {
             let status = Status::from(err);
             assert_eq!(status.code(), code);
+            assert!(status.message().contains(text), "{}", status.message());
+        }
+    }
+
+    #[test]
+    fn move_and_log_refusals_map_to_their_statuses() {
+        let enospc = io::Error::from(io::ErrorKind::StorageFull);
+        let eio = io::Error::other("Input/output error");
+        let cases = [
+            (
+                Status::from(MoveError::TooLarge {
+                    id: "m1".into(),
+                    limit: 1024,
+                }),
+                Code::ResourceExhausted,
+                "max_message_size (1024 bytes)",
+            ),
+            (
+                Status::from(MoveError::io("m1", "writing", enospc)),
+                Code::ResourceExhausted,
+                "spool disk full",
+            ),
+            (
+                Status::from(MoveError::io("m1", "writing", eio)),
+                Code::Internal,
+                "Input/output error",
+            ),
+            (
+                Status::from(MoveError::InvalidId {
+                    id: "../x".into(),
+                    reason: "no '/'",
+                }),
+                Code::InvalidArgument,
+                "\"../x\"",
+            ),
+            (
+                Status::from(MoveError::Busy("m2".into())),
+                Code::Aborted,
+                "retry",
+            ),
+            (
+                Status::from(LogError::UnknownLog("x".into())),
+                Code::NotFound,
+                "\"x\"",
+            ),
+            (
+                Status::from(LogError::UnknownSubscriber {
+                    log: "l".into(),
+                    subscriber: "s".into(),
+                }),
+                Code::NotFound,
+                "\"s\"",
+            ),
+        ];
+        for (status, code, text) in cases {
+            assert_eq!(status.code(), code, "{status:?}");
             assert!(status.message().contains(text), "{}", status.message());
         }
     }

@@ -5,6 +5,7 @@
 //! * [`config`]: the typed configuration, read from `ecelerity-cluster.conf`.
 //! * [`membership`]: the msgc client task and the membership it keeps.
 //! * [`service`]: `eccluster.v1.Node` (Info, Membership, Ping, Echo).
+//! * [`spool`] and [`mover`]: `eccluster.v1.Mover`, message moves (mmove).
 //! * [`error`]: every refusal and its gRPC status.
 //! * [`server`]: [`serve`], the whole node over bound listeners.
 #![forbid(unsafe_code)]
@@ -12,8 +13,10 @@
 pub mod config;
 pub mod error;
 pub mod membership;
+pub mod mover;
 pub mod server;
 pub mod service;
+pub mod spool;
 
 pub use config::NodeConfig;
 pub use server::serve;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use proto::eccluster::v1::mover_server::MoverServer;
 use proto::eccluster::v1::node_server::NodeServer;
 use service_kit::listen::{BoundListener, incoming};
 use tokio_util::sync::CancellationToken;
@@ -12,7 +13,9 @@ use tonic_health::ServingStatus;
 
 use crate::config::NodeConfig;
 use crate::membership::{self, Membership};
+use crate::mover::{self, MoverService};
 use crate::service::{NodeContext, NodeService};
+use crate::spool::Spool;
 
 /// The health service name that turns SERVING once the node has joined the
 /// cluster group (and NOT_SERVING again while its msgc session is down).
@@ -37,6 +40,7 @@ pub enum ServeError {
 #[derive(Debug)]
 pub struct Node {
     ctx: Arc<NodeContext>,
+    spool: Arc<Spool>,
     listeners: Vec<BoundListener>,
 }
 
@@ -52,6 +56,7 @@ impl Node {
             tracing::warn!("no TCP Listen is bound: peers cannot reach this node");
         }
         let membership = Membership::new(&cfg.cluster_group);
+        let spool = Spool::new(cfg.spool_dir.clone(), cfg.max_message_size);
         let ctx = NodeContext {
             cfg: Arc::new(cfg),
             membership,
@@ -61,6 +66,7 @@ impl Node {
         };
         Self {
             ctx: Arc::new(ctx),
+            spool,
             listeners,
         }
     }
@@ -74,7 +80,20 @@ impl Node {
     /// NOT_SERVING, the msgc session ends, and the call returns within
     /// [`SHUTDOWN_GRACE`].
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServeError> {
-        let Node { ctx, listeners } = self;
+        let Node {
+            ctx,
+            spool,
+            listeners,
+        } = self;
+        match spool.clean_tmp() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(removed = n, dir = %spool.tmp().display(), "removed cut transfers from the spool")
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, dir = %spool.tmp().display(), "cannot clean the spool's tmp")
+            }
+        }
         let cfg = ctx.cfg.clone();
         let tasks = TaskTracker::new();
         let stop = shutdown.child_token();
@@ -115,7 +134,12 @@ impl Node {
                 .await;
         }
 
-        let routes = routes.add_service(NodeServer::new(NodeService::new(ctx.clone())));
+        let routes = routes
+            .add_service(NodeServer::new(NodeService::new(ctx.clone())))
+            .add_service(
+                MoverServer::new(MoverService::new(ctx.clone(), spool))
+                    .max_decoding_message_size(mover::MAX_CHUNK + 1024),
+            );
         let drain = {
             let health = health.clone();
             let stop = stop.clone();
@@ -135,6 +159,9 @@ impl Node {
         };
         let server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .initial_stream_window_size(mover::STREAM_WINDOW)
+            .initial_connection_window_size(mover::CONNECTION_WINDOW)
+            .max_frame_size(1 << 20)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming(listeners), drain);
 

@@ -38,6 +38,23 @@ pub struct NodeContext {
     pub address: String,
 }
 
+impl NodeContext {
+    /// The listener address `node` advertises in this node's membership.
+    pub fn address_of(&self, node: &str) -> Result<String, NodeError> {
+        if node.is_empty() {
+            return Err(NodeError::MissingNode);
+        }
+        let entry = self
+            .membership
+            .lookup(node)
+            .ok_or_else(|| NodeError::UnknownNode(node.to_owned()))?;
+        if entry.address.is_empty() {
+            return Err(NodeError::NoAddress(node.to_owned()));
+        }
+        Ok(entry.address)
+    }
+}
+
 /// The `eccluster.v1.Node` service.
 #[derive(Debug, Clone)]
 pub struct NodeService {
@@ -60,18 +77,7 @@ impl NodeService {
 
     /// Looks `node` up, dials its listener, calls Echo, and times the call.
     async fn ping(&self, node: &str) -> Result<PingResponse, NodeError> {
-        if node.is_empty() {
-            return Err(NodeError::MissingNode);
-        }
-        let entry = self
-            .ctx
-            .membership
-            .lookup(node)
-            .ok_or_else(|| NodeError::UnknownNode(node.to_owned()))?;
-        if entry.address.is_empty() {
-            return Err(NodeError::NoAddress(node.to_owned()));
-        }
-        let address = entry.address;
+        let address = self.ctx.address_of(node)?;
         let unreachable = |reason: String| NodeError::Unreachable {
             node: node.to_owned(),
             address: address.clone(),

@@ -272,3 +272,191 @@ pub async fn node_client(addr: &str) -> NodeClient<Channel> {
     })
     .await
 }
+
+/// A node served in this process (no bus: `enabled = false`), its spool and
+/// state under a temp dir.
+pub struct InProcNode {
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl InProcNode {
+    /// Starts node `name`; `tweak` adjusts the configuration first.
+    pub async fn start(name: &str, tweak: impl FnOnce(&mut cluster_listener::NodeConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(name, dir, tweak).await
+    }
+
+    /// Like [`InProcNode::start`], in an existing directory (a restart).
+    pub async fn start_in(
+        name: &str,
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut cluster_listener::NodeConfig),
+    ) -> Self {
+        let mut cfg = cluster_listener::NodeConfig::new(name, vec![]);
+        cfg.enabled = false;
+        cfg.spool_dir = dir.path().join("spool");
+        cfg.state_dir = dir.path().join("state");
+        tweak(&mut cfg);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            cluster_listener::serve(cfg, vec![BoundListener::from_tcp(listener)], token)
+                .await
+                .unwrap();
+        });
+        wait_serving(&addr, "").await;
+        InProcNode {
+            addr,
+            dir,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    pub fn spool(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+
+    /// Stops the node and hands its directory back.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+impl Drop for InProcNode {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// xorshift64*: reproducible randomness from a printed seed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from `SEED` if set, else the clock; prints the seed.
+    pub fn from_env(what: &str) -> Self {
+        let seed = std::env::var("SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{what}: SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// A 64-bit digest of `bytes` (SipHash with fixed keys: same bytes, same digest).
+pub fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(bytes);
+    h.finish()
+}
+
+/// A TCP proxy on loopback that cuts each connection after a random number
+/// of bytes in either direction (client->server budget up to `c2s_max`,
+/// server->client up to `s2c_max`). Counts the cuts.
+pub struct CuttingProxy {
+    pub addr: String,
+    pub cuts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl CuttingProxy {
+    pub async fn start(upstream: String, seed: u64, c2s_max: u64, s2c_max: u64) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = cuts.clone();
+        let task = tokio::spawn(async move {
+            let mut rng = Rng(seed | 1);
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let budgets = [rng.range(1, c2s_max), rng.range(1, s2c_max)];
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    async fn pump(
+                        r: &mut tokio::net::tcp::OwnedReadHalf,
+                        w: &mut tokio::net::tcp::OwnedWriteHalf,
+                        mut budget: u64,
+                    ) -> bool {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match r.read(&mut buf).await {
+                                Ok(0) | Err(_) => return false,
+                                Ok(n) => n,
+                            };
+                            let pass = (n as u64).min(budget) as usize;
+                            if w.write_all(&buf[..pass]).await.is_err() {
+                                return false;
+                            }
+                            budget -= pass as u64;
+                            if budget == 0 {
+                                return true;
+                            }
+                        }
+                    }
+                    let cut = tokio::select! {
+                        cut = pump(&mut cr, &mut sw, budgets[0]) => cut,
+                        cut = pump(&mut sr, &mut cw, budgets[1]) => cut,
+                    };
+                    if cut {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Dropping all four halves closes both connections.
+                });
+            }
+        });
+        CuttingProxy { addr, cuts, task }
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
