@@ -51,44 +51,6 @@ impl BusService {
         Ok(rx.await.map_err(|_| BusError::Stopping)??)
     }
 
-    /// Checks one command and turns it into an op for the core.
-    fn check(&self, command: Command, joined: &mut HashSet<String>) -> Result<ClientOp, BusError> {
-        match command.kind {
-            Some(command::Kind::Join(join)) => {
-                names::check_group(&join.group)?;
-                if !joined.insert(join.group.clone()) {
-                    return Err(BusError::AlreadyJoined(join.group));
-                }
-                Ok(ClientOp::Join {
-                    group: join.group,
-                    capabilities: join.capabilities,
-                })
-            }
-            Some(command::Kind::Leave(leave)) => {
-                names::check_group(&leave.group)?;
-                if !joined.remove(&leave.group) {
-                    return Err(BusError::NotJoined(leave.group));
-                }
-                Ok(ClientOp::Leave { group: leave.group })
-            }
-            Some(command::Kind::Publish(publish)) => {
-                names::check_group(&publish.group)?;
-                if publish.payload.len() > self.cfg.max_payload {
-                    return Err(BusError::TooLarge {
-                        size: publish.payload.len(),
-                        max: self.cfg.max_payload,
-                    });
-                }
-                Ok(ClientOp::Publish {
-                    group: publish.group,
-                    payload: publish.payload,
-                })
-            }
-            Some(command::Kind::Hello(_)) => Err(BusError::SecondHello),
-            None => Err(BusError::EmptyCommand),
-        }
-    }
-
     /// Takes window permits for `ops` (in chunks no larger than the window)
     /// and hands them to the core.
     async fn hand_over(
@@ -165,10 +127,7 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
         let stream = self.stream(&opened);
         let reader = SessionReader {
             core: self.core.clone(),
-            service: BusService {
-                core: self.core.clone(),
-                cfg: self.cfg.clone(),
-            },
+            max_payload: self.cfg.max_payload,
             id: opened.id,
             outbox: opened.outbox.clone(),
         };
@@ -182,7 +141,7 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
         let request = request.into_inner();
-        let op = self.check(
+        let op = check_command(
             Command {
                 kind: Some(command::Kind::Publish(proto::msgc::v1::Publish {
                     group: request.group,
@@ -190,6 +149,7 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
                 })),
             },
             &mut HashSet::new(),
+            self.cfg.max_payload,
         )?;
         let hello = Hello {
             client_name: request.client_name,
@@ -232,11 +192,12 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
                 group,
                 capabilities: request.capabilities.clone(),
             };
-            ops.push(self.check(
+            ops.push(check_command(
                 Command {
                     kind: Some(command::Kind::Join(join)),
                 },
                 &mut joined,
+                self.cfg.max_payload,
             )?);
         }
         let hello = Hello {
@@ -251,10 +212,53 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
     }
 }
 
+/// Checks one command and turns it into an op for the core; `joined` is the
+/// session's groups, so joining twice or leaving a stranger's group is refused.
+fn check_command(
+    command: Command,
+    joined: &mut HashSet<String>,
+    max_payload: usize,
+) -> Result<ClientOp, BusError> {
+    match command.kind {
+        Some(command::Kind::Join(join)) => {
+            names::check_group(&join.group)?;
+            if !joined.insert(join.group.clone()) {
+                return Err(BusError::AlreadyJoined(join.group));
+            }
+            Ok(ClientOp::Join {
+                group: join.group,
+                capabilities: join.capabilities,
+            })
+        }
+        Some(command::Kind::Leave(leave)) => {
+            names::check_group(&leave.group)?;
+            if !joined.remove(&leave.group) {
+                return Err(BusError::NotJoined(leave.group));
+            }
+            Ok(ClientOp::Leave { group: leave.group })
+        }
+        Some(command::Kind::Publish(publish)) => {
+            names::check_group(&publish.group)?;
+            if publish.payload.len() > max_payload {
+                return Err(BusError::TooLarge {
+                    size: publish.payload.len(),
+                    max: max_payload,
+                });
+            }
+            Ok(ClientOp::Publish {
+                group: publish.group,
+                payload: publish.payload,
+            })
+        }
+        Some(command::Kind::Hello(_)) => Err(BusError::SecondHello),
+        None => Err(BusError::EmptyCommand),
+    }
+}
+
 /// Reads a session's commands until the client stops sending.
 struct SessionReader {
     core: CoreHandle,
-    service: BusService,
+    max_payload: usize,
     id: SessionId,
     outbox: Arc<crate::outbox::Outbox<Event>>,
 }
@@ -290,7 +294,7 @@ impl SessionReader {
         }
         let mut ops = Vec::with_capacity(commands.len());
         for command in commands {
-            ops.push(self.service.check(command, joined)?);
+            ops.push(check_command(command, joined, self.max_payload)?);
         }
         BusService::hand_over(&self.core, self.id, ops).await
     }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{ProcCluster, read_until, session};
 use proto::msgc::v1::{ViewChange, event};

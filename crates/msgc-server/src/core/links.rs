@@ -101,7 +101,6 @@ impl Core {
                 proposer: String::new(),
             };
         }
-        self.on_member_lost(peer);
         self.maybe_propose();
     }
 

@@ -431,10 +431,6 @@ impl Core {
         // The world may have moved on while this view was agreed.
         self.maybe_propose();
     }
-
-    /// A peer that was a member is gone; nothing to do until the next view,
-    /// which [`Core::maybe_propose`] starts.
-    pub(super) fn on_member_lost(&mut self, _peer: &str) {}
 }
 
 /// What a proposer sends: per-member tails and the new group table.
