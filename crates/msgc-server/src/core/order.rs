@@ -145,6 +145,9 @@ impl Core {
             );
         }
         self.apply_batch(batch);
+        // Ops this server alone has to apply (a one-server view) are stable
+        // now; don't leave their permits waiting for the next turn.
+        self.recompute_stable();
     }
 
     /// A numbered batch from the coordinator.
