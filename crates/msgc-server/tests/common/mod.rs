@@ -279,3 +279,88 @@ impl Drop for ProcCluster {
         }
     }
 }
+
+/// A TCP proxy in front of one server that a test can cut and heal, to make
+/// partitions without touching the servers.
+pub struct Proxy {
+    pub addr: String,
+    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    pub async fn start(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let blocked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (b, c) = (blocked.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if b.load(Ordering::SeqCst) {
+                    continue; // dropped: the dialler sees the connection close
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = inbound.set_nodelay(true);
+                        let _ = outbound.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            blocked,
+            conns,
+        }
+    }
+
+    /// Cuts every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.blocked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    /// Lets connections through again.
+    pub fn heal(&self) {
+        self.blocked
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Servers s1..sN whose peers reach each other through [`Proxy`]s (clients
+/// connect directly), so a test can cut a server off and heal it.
+pub async fn proxied_cluster(n: usize) -> (Cluster, Vec<Proxy>) {
+    let mut listeners = Vec::new();
+    let mut proxies = Vec::new();
+    let mut peers = BTreeMap::new();
+    for i in 1..=n {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Proxy::start(listener.local_addr().unwrap().to_string()).await;
+        peers.insert(format!("s{i}"), proxy.addr.clone());
+        listeners.push(listener);
+        proxies.push(proxy);
+    }
+    let mut nodes = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let name = format!("s{}", i + 1);
+        let addr = listener.local_addr().unwrap().to_string();
+        let cfg = fast(ServerConfig::with_peers(&name, peers.clone()));
+        let (stop, task) = spawn_server(cfg.clone(), listener);
+        nodes.push(Node {
+            name,
+            addr,
+            cfg,
+            stop,
+            task: Some(task),
+        });
+    }
+    (Cluster { nodes }, proxies)
+}
