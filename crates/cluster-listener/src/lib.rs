@@ -6,14 +6,23 @@
 //! * [`membership`]: the msgc client task and the membership it keeps.
 //! * [`service`]: `eccluster.v1.Node` (Info, Membership, Ping, Echo).
 //! * [`spool`] and [`mover`]: `eccluster.v1.Mover`, message moves (mmove).
+//! * [`logfile`], [`checkpoint`] and [`logs`]: `eccluster.v1.Logs`, log
+//!   pulling from durable, rotation-safe checkpoints.
+//! * [`puller`] and [`aggregate`]: the pulling side, exactly-once output, and
+//!   the `aggregate` subcommand.
 //! * [`error`]: every refusal and its gRPC status.
 //! * [`server`]: [`serve`], the whole node over bound listeners.
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod logfile;
+pub mod logs;
 pub mod membership;
 pub mod mover;
+pub mod puller;
 pub mod server;
 pub mod service;
 pub mod spool;

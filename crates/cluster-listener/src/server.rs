@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use proto::eccluster::v1::logs_server::LogsServer;
 use proto::eccluster::v1::mover_server::MoverServer;
 use proto::eccluster::v1::node_server::NodeServer;
 use service_kit::listen::{BoundListener, incoming};
@@ -12,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
 
 use crate::config::NodeConfig;
+use crate::logs::LogsService;
 use crate::membership::{self, Membership};
 use crate::mover::{self, MoverService};
 use crate::service::{NodeContext, NodeService};
@@ -136,6 +138,7 @@ impl Node {
 
         let routes = routes
             .add_service(NodeServer::new(NodeService::new(ctx.clone())))
+            .add_service(LogsServer::new(LogsService::new(cfg.clone())))
             .add_service(
                 MoverServer::new(MoverService::new(ctx.clone(), spool))
                     .max_decoding_message_size(mover::MAX_CHUNK + 1024),
