@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use service_kit::listen::{ListenAddr, ListenOptions};
+use service_kit::listen::{ListenAddr, ListenOptions, ListenSpec};
 
 /// Momentum's default msgc port.
 pub const DEFAULT_PORT: u16 = 4809;
@@ -36,8 +36,8 @@ pub struct ServerConfig {
     pub max_payload: usize,
     /// `debug_level`, as a tracing filter.
     pub log_level: String,
-    /// The `Listen` sockets of `msgcserver_listener`.
-    pub listens: Vec<(ListenAddr, ListenOptions)>,
+    /// The enabled `Listen` sockets of `msgcserver_listener`.
+    pub listens: Vec<ListenSpec>,
 }
 
 impl ServerConfig {
@@ -64,10 +64,11 @@ impl ServerConfig {
             tcpbuf_size: 131_072,
             max_payload: 1 << 20,
             log_level: "error".to_owned(),
-            listens: vec![(
-                ListenAddr::Tcp(std::net::SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
-                ListenOptions::default(),
-            )],
+            listens: vec![ListenSpec {
+                addr: ListenAddr::Tcp(std::net::SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
+                options: ListenOptions::default(),
+                enabled: true,
+            }],
         }
     }
 
@@ -245,11 +246,7 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
     }
 
     let listens = service_kit::listen::read_listens(root, "msgcserver_listener")?;
-    let listens: Vec<_> = listens
-        .into_iter()
-        .filter(|l| l.enabled)
-        .map(|l| (l.addr, l.options))
-        .collect();
+    let listens: Vec<_> = listens.into_iter().filter(|l| l.enabled).collect();
     if listens.is_empty() {
         return Err(ConfigError::Refused(
             "msgcserver_listener has no enabled Listen".to_owned(),

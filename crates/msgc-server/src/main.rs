@@ -3,11 +3,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use msgc_server::config::{self, Source};
-use service_kit::grpc::{Health, check_health};
 
 /// The msgc group-communication bus server.
 #[derive(Parser)]
@@ -39,30 +37,17 @@ enum Cmd {
     },
 }
 
-/// EX_USAGE: the configuration is wrong.
-const EXIT_CONFIG: u8 = 64;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(Cmd::Healthcheck { addr, service }) = args.command {
-        return match check_health(&addr, &service, Duration::from_secs(3)).await {
-            Ok(Health::Serving) => ExitCode::SUCCESS,
-            Ok(Health::NotServing) => {
-                eprintln!("{addr}: {service:?} is NOT_SERVING");
-                ExitCode::FAILURE
-            }
-            Err(err) => {
-                eprintln!("{err}");
-                ExitCode::FAILURE
-            }
-        };
+        return service_kit::cli::healthcheck(&addr, &service).await;
     }
     let cfg = match config::load(&Source::from_process(args.config.clone(), args.name)) {
         Ok(cfg) => cfg,
         Err(err) => {
             eprintln!("msgc-server: configuration refused:\n{err}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(service_kit::cli::EXIT_CONFIG);
         }
     };
     if args.check {
@@ -74,27 +59,10 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     service_kit::telemetry::init(&format!("{},msgc_server=info", cfg.log_level));
-    let specs: Vec<_> = cfg
-        .listens
-        .iter()
-        .map(|(addr, options)| service_kit::listen::ListenSpec {
-            addr: addr.clone(),
-            options: options.clone(),
-            enabled: true,
-        })
-        .collect();
-    let listeners = match service_kit::listen::bind_all(&specs) {
+    let listeners = match service_kit::cli::bind_listeners("msgc-server", &cfg.listens) {
         Ok(listeners) => listeners,
-        Err(err) => {
-            eprintln!("msgc-server: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    for listener in &listeners {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, server = %cfg.name, "listening");
-        }
-    }
     let shutdown = service_kit::shutdown::on_signal();
     match msgc_server::serve(cfg, listeners, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

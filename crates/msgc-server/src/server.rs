@@ -7,7 +7,7 @@ use std::time::Duration;
 use proto::msgc::v1::admin_server::AdminServer;
 use proto::msgc::v1::bus_server::BusServer;
 use proto::msgc::v1::mesh_server::MeshServer;
-use service_kit::listen::{BoundListener, incoming};
+use service_kit::listen::BoundListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
@@ -99,24 +99,13 @@ pub async fn serve(
             handle.send(Input::Shutdown);
         }
     };
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .initial_stream_window_size(window)
         .initial_connection_window_size(window)
         .http2_keepalive_interval(Some(cfg.keepalive_interval.max(Duration::from_secs(1))))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming(listeners), drain);
-
-    let mut server = std::pin::pin!(server);
-    let result = tokio::select! {
-        result = &mut server => result,
-        _ = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::warn!("shutdown grace of {SHUTDOWN_GRACE:?} passed with connections still open");
-            Ok(())
-        }
-    };
+        .add_routes(routes);
+    let result =
+        service_kit::grpc::serve_until(router, listeners, shutdown, drain, SHUTDOWN_GRACE).await;
     stop.cancel();
     handle.send(Input::Shutdown);
     tasks.close();

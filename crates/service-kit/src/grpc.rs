@@ -98,3 +98,33 @@ pub async fn check_health(
         },
     )
 }
+
+/// Serves `router` on `listeners` until `shutdown` is cancelled. On shutdown
+/// `drain` runs first (e.g. health goes NOT_SERVING, streams are told to end),
+/// then open connections get `grace` to finish; past it the call returns
+/// anyway, with a warning.
+pub async fn serve_until(
+    router: tonic::transport::server::Router,
+    listeners: Vec<crate::listen::BoundListener>,
+    shutdown: tokio_util::sync::CancellationToken,
+    drain: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), tonic::transport::Error> {
+    let token = shutdown.clone();
+    let signal = async move {
+        token.cancelled().await;
+        drain.await;
+    };
+    let server = router.serve_with_incoming_shutdown(crate::listen::incoming(listeners), signal);
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("shutdown grace of {grace:?} passed with connections still open");
+            Ok(())
+        }
+    }
+}

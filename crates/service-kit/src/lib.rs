@@ -4,6 +4,7 @@
 //! own name.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod grpc;
 pub mod listen;
 pub mod node_name;
