@@ -26,8 +26,10 @@ use crate::error::{MoveError, NodeError};
 use crate::service::NodeContext;
 use crate::spool::{Begin, Spool};
 
-/// Body bytes per chunk sent.
-pub const CHUNK_SIZE: usize = 1 << 20;
+/// Body bytes per chunk sent. 256 KiB measured faster than 1 and 4 MiB over
+/// loopback (see BENCH.md): smaller buffers stay in cache on their way
+/// through the codec.
+pub const CHUNK_SIZE: usize = 256 << 10;
 /// The largest chunk a receiver decodes (a gRPC message limit, not a body limit).
 pub const MAX_CHUNK: usize = 16 << 20;
 /// HTTP/2 stream window for data-path connections (both ends).
