@@ -61,6 +61,9 @@ struct Args {
     /// Write the report here (full runs only), e.g. BENCHMARKS.md.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run only the workloads whose name contains this text.
+    #[arg(long)]
+    only: Option<String>,
     /// After the measured runs, profile one msgc 128 B fan-out with `perf`.
     #[arg(long)]
     profile: bool,
@@ -154,11 +157,16 @@ async fn measure(bus: Bus, spec: &Spec, cluster: &mut Cluster, tag: &str) -> Res
     outcome.client_cpu = procs::cpu_seconds(me, ticks) - me_before;
     if !outcome.complete() {
         bail!(
-            "incomplete: subscribers got {:?} of {} (fifo breaks {}, client drop notices {})",
+            "incomplete: subscribers got {:?} of {} (fifo breaks {}, client drop notices {}){}",
             outcome.delivered,
             outcome.expected,
             outcome.fifo_violations,
-            outcome.drop_notices
+            outcome.drop_notices,
+            if outcome.stop_reasons.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", outcome.stop_reasons.join("; "))
+            }
         );
     }
     if outcome.fifo_violations > 0 {
@@ -189,7 +197,13 @@ async fn real_main(mut args: Args) -> Result<bool> {
         args.reps = 1;
     }
     let reps = args.reps.max(1);
-    let specs = workloads(&args);
+    let mut specs = workloads(&args);
+    if let Some(only) = &args.only {
+        specs.retain(|s| s.name.contains(only.as_str()));
+        if specs.is_empty() {
+            bail!("no workload name contains {only:?}");
+        }
+    }
     let dir = tempfile::Builder::new().prefix("msgc-bench").tempdir()?;
     let load_before = report::loadavg();
 
@@ -310,5 +324,14 @@ async fn real_main(mut args: Args) -> Result<bool> {
             println!("wrote {}", out.display());
         }
     }
-    Ok(results.all_ok())
+    let ok = results.all_ok();
+    if !ok {
+        // Keep the server configs and logs of a run with failures.
+        let kept = dir.keep();
+        println!(
+            "some runs failed; server configs and logs kept in {}",
+            kept.display()
+        );
+    }
+    Ok(ok)
 }

@@ -11,7 +11,16 @@ use tokio::time::{Instant as TokioInstant, timeout_at};
 use crate::workload::{KIND_DATA, Kind, Outcome, Spec, Tally, now_ns, pace, write_header};
 
 /// A subscriber that hears nothing for this long gives up (messages lost).
-const IDLE: Duration = Duration::from_secs(10);
+pub const IDLE: Duration = Duration::from_secs(10);
+
+/// Why a receive timed out: the run's deadline or an idle subscriber.
+pub fn stop_reason(deadline: TokioInstant) -> String {
+    if TokioInstant::now() >= deadline {
+        "the run's time bound passed".to_owned()
+    } else {
+        format!("nothing received for {} s", IDLE.as_secs())
+    }
+}
 
 /// Runs `spec` once; `tag` makes group and client names unique per run.
 pub async fn run(spec: &Spec, addrs: &[String], tag: &str) -> Result<Outcome> {
@@ -52,11 +61,20 @@ pub async fn run(spec: &Spec, addrs: &[String], tag: &str) -> Result<Outcome> {
             let mut tally = Tally::new(publishers, expected, keep_lat);
             while !tally.done() {
                 let idle = TokioInstant::now() + IDLE;
-                let Ok(next) = timeout_at(deadline.min(idle), events.next_frame()).await else {
-                    break;
-                };
-                let Ok(Some(frame)) = next else {
-                    break;
+                let frame = match timeout_at(deadline.min(idle), events.next_frame()).await {
+                    Ok(Ok(Some(frame))) => frame,
+                    Ok(Ok(None)) => {
+                        tally.stop_reason = Some("the server ended the session".to_owned());
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        tally.stop_reason = Some(format!("session error: {e}"));
+                        break;
+                    }
+                    Err(_) => {
+                        tally.stop_reason = Some(stop_reason(deadline));
+                        break;
+                    }
                 };
                 let now = now_ns();
                 for ev in frame.events {

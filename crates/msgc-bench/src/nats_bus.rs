@@ -10,15 +10,13 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::time::{Instant as TokioInstant, timeout_at};
 
+use crate::msgc_bus::IDLE;
 use crate::workload::{
     HEADER, KIND_DATA, KIND_PROBE, Kind, Outcome, Spec, Tally, now_ns, pace, write_header,
 };
 
 /// async-nats' default subscription capacity.
 const SUBSCRIPTION_CAPACITY: usize = 65_536;
-
-/// A subscriber that hears nothing for this long gives up (messages lost).
-const IDLE: Duration = Duration::from_secs(10);
 
 async fn connect(
     addr: &str,
@@ -66,8 +64,16 @@ pub async fn run(spec: &Spec, addrs: &[String], tag: &str) -> Result<Outcome> {
             let mut tally = Tally::new(publishers, expected, keep_lat);
             while !tally.done() {
                 let idle = TokioInstant::now() + IDLE;
-                let Ok(Some(msg)) = timeout_at(deadline.min(idle), sub.next()).await else {
-                    break;
+                let msg = match timeout_at(deadline.min(idle), sub.next()).await {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => {
+                        tally.stop_reason = Some("the subscription ended".to_owned());
+                        break;
+                    }
+                    Err(_) => {
+                        tally.stop_reason = Some(crate::msgc_bus::stop_reason(deadline));
+                        break;
+                    }
                 };
                 tally.on_payload(&msg.payload, now_ns(), keep_lat);
                 probes[i].store(tally.probes_seen, Ordering::Relaxed);

@@ -293,6 +293,39 @@ fn cmd(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Says whether the built sources differ from the commit named.
+fn dirty_note() -> String {
+    let out = Command::new("git")
+        .args([
+            "status",
+            "--porcelain",
+            "--",
+            "crates",
+            "proto",
+            "Cargo.toml",
+            "Cargo.lock",
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let files: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.get(3..).map(str::to_owned))
+                .filter(|f| !f.starts_with("crates/msgc-bench"))
+                .collect();
+            if files.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (built from a working tree that differs from it in: {})",
+                    files.join(", ")
+                )
+            }
+        }
+        _ => String::new(),
+    }
+}
+
 /// `/proc/loadavg`'s first three fields.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -449,10 +482,11 @@ pub fn markdown(c: &Context) -> String {
             c.load_before, c.load_after
         ),
         format!(
-            "* Versions: {}; {}; msgc at git {}; async-nats 0.51.",
+            "* Versions: {}; {}; msgc at git {}{}; async-nats 0.51.",
             cmd(c.nats_bin, &["--version"]),
             cmd("rustc", &["--version"]),
-            git
+            git,
+            dirty_note()
         ),
         format!(
             "* Command: `{}`{}",

@@ -96,6 +96,8 @@ pub struct Tally {
     pub fifo_violations: u64,
     /// Bit `p` set once a probe from publisher `p` arrived.
     pub probes_seen: u64,
+    /// Why the subscriber stopped before receiving everything.
+    pub stop_reason: Option<String>,
 }
 
 impl Tally {
@@ -168,6 +170,8 @@ pub struct Outcome {
     pub client_cpu: f64,
     /// Slow-consumer or similar drop notices from the client library.
     pub drop_notices: u64,
+    /// Why subscribers stopped early, one entry per subscriber that did.
+    pub stop_reasons: Vec<String>,
 }
 
 impl Outcome {
@@ -190,6 +194,15 @@ impl Outcome {
             latencies_ns,
             orders_agree,
             fifo_violations: tallies.iter().map(|t| t.fifo_violations).sum(),
+            stop_reasons: tallies
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    t.stop_reason
+                        .as_ref()
+                        .map(|r| format!("subscriber {i}: {r}"))
+                })
+                .collect(),
             ..Default::default()
         }
     }
