@@ -225,6 +225,22 @@ async fn refusals_duplicates_and_an_abandoned_transfer_leave_incoming_clean() {
     let incoming: Vec<_> = files_in(&node.spool().join("incoming"));
     assert_eq!(incoming, vec![node.spool().join("incoming/m1")]);
 
+    // A spool the node cannot write: INTERNAL, naming what failed.
+    let broken = InProcNode::start("n2", |cfg| cfg.spool_dir = "/dev/null/spool".into()).await;
+    let mut broken_client = mover::mover_client(mover::data_channel(&broken.addr).unwrap());
+    let err = mover::send_file(&mut broken_client, envelope("m9"), &small, 1024)
+        .await
+        .unwrap_err();
+    let mover::SendError::Status(status) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(status.code(), Code::Internal);
+    assert!(
+        status.message().contains("spool I/O error") && status.message().contains("\"m9\""),
+        "{}",
+        status.message()
+    );
+
     // A node restart removes anything left in tmp.
     std::fs::write(tmp.join("left.1-2-3"), b"partial").unwrap();
     let dir = node.stop().await;
