@@ -1,6 +1,7 @@
 //! The cluster node agent: the `ECCluster_Listener` carrying direct
-//! node-to-node RPCs (`eccluster.v1.Node`), and the msgc client that makes the
-//! node a member of the cluster.
+//! node-to-node RPCs (`eccluster.v1.Node`, `eccluster.v1.Logs`,
+//! `eccluster.v1.Mover`), and the msgc client that makes the node a member of
+//! the cluster.
 //!
 //! * [`config`]: the typed configuration, read from `ecelerity-cluster.conf`.
 //! * [`membership`]: the msgc client task and the membership it keeps.

@@ -19,6 +19,7 @@ use proto::eccluster::v1::{
     PullRequest, SubscribeRequest, SubscribeResponse, SubscriberInfo,
 };
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::checkpoint::{Checkpoints, MASTER};
@@ -34,6 +35,7 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(200);
 pub struct LogsService {
     cfg: Arc<NodeConfig>,
     checkpoints: Arc<Checkpoints>,
+    stop: CancellationToken,
 }
 
 fn io_error(what: String) -> impl FnOnce(std::io::Error) -> LogError {
@@ -52,10 +54,15 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl LogsService {
-    /// Serves `cfg.logs`, checkpoints under `cfg.state_dir`.
-    pub fn new(cfg: Arc<NodeConfig>) -> Self {
+    /// Serves `cfg.logs`, checkpoints under `cfg.state_dir`. Following pulls
+    /// end (cleanly, so pullers save) when `stop` is cancelled.
+    pub fn new(cfg: Arc<NodeConfig>, stop: CancellationToken) -> Self {
         let checkpoints = Arc::new(Checkpoints::new(&cfg.state_dir));
-        Self { cfg, checkpoints }
+        Self {
+            cfg,
+            checkpoints,
+            stop,
+        }
     }
 
     /// The path of `log`, and the subscriber name (default `master`),
@@ -140,6 +147,7 @@ impl LogsService {
         let (tx, rx) = mpsc::channel(2);
         let follow = request.follow;
         let log = request.log;
+        let stop = self.stop.clone();
         tokio::spawn(async move {
             let mut reader = Some(reader);
             let mut first = true;
@@ -192,6 +200,7 @@ impl LogsService {
                     }
                     tokio::select! {
                         () = tx.closed() => break,
+                        () = stop.cancelled() => break,
                         () = tokio::time::sleep(FOLLOW_POLL) => {}
                     }
                 }

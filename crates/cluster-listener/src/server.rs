@@ -138,7 +138,7 @@ impl Node {
 
         let routes = routes
             .add_service(NodeServer::new(NodeService::new(ctx.clone())))
-            .add_service(LogsServer::new(LogsService::new(cfg.clone())))
+            .add_service(LogsServer::new(LogsService::new(cfg.clone(), stop.clone())))
             .add_service(
                 MoverServer::new(MoverService::new(ctx.clone(), spool))
                     .max_decoding_message_size(mover::MAX_CHUNK + 1024),

@@ -337,3 +337,35 @@ async fn rotation_while_following_and_a_crash_lose_nothing_and_repeat_nothing() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_following_pull_ends_cleanly_when_the_node_shuts_down() {
+    let (node, log, mut client) = node_with_log().await;
+    append(&log, 0..3);
+    let mut stream = client
+        .pull(PullRequest {
+            log: "mainlog".to_owned(),
+            follow: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut records = 0;
+    while records < 3 {
+        records += stream.message().await.unwrap().unwrap().records.len();
+    }
+    let stopping = tokio::spawn(node.stop());
+    let end = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+    })
+    .await
+    .expect("the following stream to end");
+    assert!(end.is_ok(), "{end:?}");
+    stopping.await.unwrap();
+}
