@@ -298,9 +298,16 @@ impl LogReader {
         let Some(file) = &self.file else {
             return Ok(Vec::new());
         };
-        let mut buf = vec![0u8; max_bytes];
+        // Read what the file holds now, up to a batch: a follower polling an
+        // idle log allocates nothing.
+        let available = file.metadata()?.len().saturating_sub(self.offset);
+        if available == 0 {
+            return Ok(Vec::new());
+        }
+        let want = usize::try_from(available).map_or(max_bytes, |a| a.min(max_bytes));
+        let mut buf = vec![0u8; want];
         let mut filled = 0;
-        while filled < max_bytes {
+        while filled < want {
             let n = file.read_at(&mut buf[filled..], self.offset + filled as u64)?;
             if n == 0 {
                 break;
