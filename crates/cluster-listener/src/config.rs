@@ -3,13 +3,14 @@
 //!
 //! Owned scopes (mistakes in them are errors with file:line):
 //! * `ECCluster_Listener { Listen "..." { } ... }` — the listener options of
-//!   [`service_kit::listen::listener_schema`];
+//!   `confparse::momentum::listener`;
 //! * `cluster { }` — `nodename`, `nodeaddr`, `cluster_group`, `control_group`,
 //!   `subcluster`, `node_type`, `logs`, `heartbeats_per_sec`,
 //!   `view_mature_time`, `enabled`, `debug_level`, and for the data paths
-//!   `state_dir`, `spool_dir`, `max_message_size`. Its sub-scopes (`Replicate`,
-//!   `Topology`, ...) belong to modules this node does not implement: they are
-//!   accepted and not checked;
+//!   `state_dir`, `spool_dir`, `max_message_size`. Its sub-scopes belong to
+//!   modules this node does not implement: `Topology` is checked against
+//!   Momentum's options, `Replicate` is accepted unchecked (the schema is
+//!   `confparse::momentum::cluster_listener_schema`);
 //! * `msgc_client { }` — `server`, `bind_address` and the msgc timers.
 //!
 //! Every other scope (`msgc_server`, `msgcserver_listener`, `Security`,
@@ -249,42 +250,11 @@ impl From<Diagnostic> for ConfigError {
     }
 }
 
-/// The scopes cluster-listener owns, with Momentum's defaults.
+/// The scopes cluster-listener owns (`ECCluster_Listener`, `cluster`,
+/// `msgc_client`, and the msgc scopes of the included `msgc_server.conf`),
+/// with Momentum's defaults.
 pub fn schema() -> confparse::Schema {
-    use confparse::{Kind, ScopeSchema};
-    confparse::Schema::new()
-        .scope(service_kit::listen::listener_schema("ECCluster_Listener"))
-        .scope(
-            ScopeSchema::anonymous("cluster")
-                .option("nodename", Kind::Str, None)
-                .option("nodeaddr", Kind::Str, None)
-                .option("cluster_group", Kind::Str, Some("ec_cluster"))
-                .option("control_group", Kind::Str, Some("ec_console"))
-                .option("subcluster", Kind::Str, None)
-                .option("node_type", Kind::Str, None)
-                .option("logs", Kind::Dict, None)
-                .option("state_dir", Kind::Str, Some(DEFAULT_STATE_DIR))
-                .option("spool_dir", Kind::Str, Some(DEFAULT_SPOOL_DIR))
-                .option("max_message_size", Kind::Int, Some("67108864"))
-                .option("heartbeats_per_sec", Kind::Int, Some("1"))
-                .option("view_mature_time", Kind::Duration, Some("5"))
-                .option("enabled", Kind::Bool, Some("true"))
-                .option("debug_level", Kind::Str, Some("ERROR"))
-                .open(),
-        )
-        .scope(
-            ScopeSchema::anonymous("msgc_client")
-                .option("server", Kind::List, Some("( \"127.0.0.1:4809\" )"))
-                .option("bind_address", Kind::Str, None)
-                .option("connect_timeout", Kind::Duration, Some("60"))
-                .option("keepalive_interval", Kind::Duration, Some("5"))
-                .option("reconnect_interval", Kind::Duration, Some("5"))
-                .option("idle_timeout", Kind::Duration, Some("30"))
-                .option("max_backlog", Kind::Int, Some("5000"))
-                .option("messages_per_iter", Kind::Int, Some("20"))
-                .option("tcpbuf_size", Kind::Int, Some("131072"))
-                .option("debug_level", Kind::Str, Some("ERROR")),
-        )
+    confparse::momentum::cluster_listener_schema()
 }
 
 /// Where the configuration comes from.

@@ -66,15 +66,24 @@ pub fn msgc_server() -> ScopeSchema {
 pub fn msgc_client() -> ScopeSchema {
     msgc_timers(
         ScopeSchema::anonymous("msgc_client")
-            .option("server", Kind::List, None)
+            .option("server", Kind::List, Some("( \"127.0.0.1:4809\" )"))
             .option("bind_address", Kind::Str, None),
     )
 }
 
 /// `cluster { }` with `Replicate "<name>" { }` (contents not checked) and
-/// `Topology "<cidr>" { cidrmask interface }`.
+/// `Topology "<cidr>" { cidrmask interface }`, plus this project's options:
+/// `subcluster`, `node_type` (advertised in the node record), `state_dir`
+/// (log checkpoints), `spool_dir` (moved messages) and `max_message_size`
+/// (largest moved message, default 64 MiB). Where `state_dir` and `spool_dir`
+/// default to is the service's business, so no default is declared here.
 pub fn cluster() -> ScopeSchema {
     ScopeSchema::anonymous("cluster")
+        .option("subcluster", Kind::Str, None)
+        .option("node_type", Kind::Str, None)
+        .option("state_dir", Kind::Str, None)
+        .option("spool_dir", Kind::Str, None)
+        .option("max_message_size", Kind::Int, Some("67108864"))
         .option("cluster_group", Kind::Str, Some("ec_cluster"))
         .option("control_group", Kind::Str, Some("ec_console"))
         .option("nodename", Kind::Str, None)
@@ -84,7 +93,7 @@ pub fn cluster() -> ScopeSchema {
         .option("view_mature_time", Kind::Duration, Some("5"))
         .option("enabled", Kind::Bool, Some("true"))
         .option("debug_level", Kind::Str, None)
-        .child(ScopeSchema::named("Replicate").open())
+        .child(ScopeSchema::named("Replicate").unchecked())
         .child(
             ScopeSchema::named("Topology")
                 .option("cidrmask", Kind::Int, None)
@@ -100,20 +109,20 @@ pub fn msgc_server_schema() -> Schema {
         .scope(msgc_client())
 }
 
-/// What cluster-listener owns: `ECCluster_Listener`, `cluster`, and the msgc scopes
-/// of the included `msgc_server.conf`.
+/// What cluster-listener owns: `ECCluster_Listener`, `cluster`, `msgc_client`
+/// (the msgc scopes of an included `msgc_server.conf` are msgc-server's).
 pub fn cluster_listener_schema() -> Schema {
     Schema::new()
         .scope(listener("ECCluster_Listener"))
         .scope(cluster())
-        .scope(msgc_server())
-        .scope(listener("msgcserver_listener"))
         .scope(msgc_client())
 }
 
 /// Every scope described here (the union of the two services' schemas).
 pub fn all() -> Schema {
     cluster_listener_schema()
+        .scope(msgc_server())
+        .scope(listener("msgcserver_listener"))
 }
 
 /// A composed schema by name: `msgc-server`, `cluster-listener` or `all`.

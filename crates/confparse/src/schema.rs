@@ -97,6 +97,8 @@ pub struct ScopeSchema {
     pub children: Vec<ScopeSchema>,
     /// Accept undeclared sub-scopes.
     pub open: bool,
+    /// Accept anything inside: options and sub-scopes are not checked.
+    pub unchecked: bool,
 }
 
 impl ScopeSchema {
@@ -108,6 +110,7 @@ impl ScopeSchema {
             options: Vec::new(),
             children: Vec::new(),
             open: false,
+            unchecked: false,
         }
     }
 
@@ -138,6 +141,13 @@ impl ScopeSchema {
     /// Accept sub-scopes that are not declared (they are left unchecked).
     pub fn open(mut self) -> Self {
         self.open = true;
+        self
+    }
+
+    /// Accept anything inside this scope (it belongs to a module that is not
+    /// implemented here, but its place in the file is checked).
+    pub fn unchecked(mut self) -> Self {
+        self.unchecked = true;
         self
     }
 
@@ -304,6 +314,9 @@ fn check_scope<'a, 's>(
             .at(scope.location().clone()),
         ),
         _ => {}
+    }
+    if ss.unchecked {
+        return;
     }
     for o in scope.options() {
         match ss.find_option(o.name()) {

@@ -408,12 +408,6 @@ mod tests {
     }
 }
 
-/// The schema of a listener scope (e.g. `ECCluster_Listener`) and its `Listen`
-/// children, with this project's defaults (see `confparse::momentum`).
-pub fn listener_schema(scope: &str) -> confparse::ScopeSchema {
-    confparse::momentum::listener(scope)
-}
-
 /// One `Listen` as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenSpec {
