@@ -12,7 +12,6 @@ use cluster_listener::aggregate::{self, AggregateOptions};
 use cluster_listener::config::{self, NodeConfig, Source};
 use cluster_listener::mover::{self, Retry};
 use proto::eccluster::v1::Envelope;
-use service_kit::grpc::{Health, check_health};
 use service_kit::listen::ListenAddr;
 
 /// The cluster node agent: ECCluster_Listener and the msgc client.
@@ -103,7 +102,7 @@ fn local_node_addr(cfg: &NodeConfig) -> Option<String> {
 fn load_config(args_config: Option<PathBuf>, name: Option<String>) -> Result<NodeConfig, ExitCode> {
     config::load(&Source::from_process(args_config, name)).map_err(|err| {
         eprintln!("cluster-listener: configuration refused:\n{err}");
-        ExitCode::from(EXIT_CONFIG)
+        ExitCode::from(service_kit::cli::EXIT_CONFIG)
     })
 }
 
@@ -120,7 +119,7 @@ async fn run_aggregate(cfg: &NodeConfig, cmd: Cmd) -> ExitCode {
     };
     let Some(node_addr) = node.or_else(|| local_node_addr(cfg)) else {
         eprintln!("cluster-listener: no TCP Listen in the configuration: give --node HOST:PORT");
-        return ExitCode::from(EXIT_CONFIG);
+        return ExitCode::from(service_kit::cli::EXIT_CONFIG);
     };
     let opts = AggregateOptions {
         node_addr,
@@ -166,7 +165,7 @@ async fn run_move(cfg: &NodeConfig, cmd: Cmd) -> ExitCode {
                 eprintln!(
                     "cluster-listener: no TCP Listen in the configuration: give --node or --addr"
                 );
-                return ExitCode::from(EXIT_CONFIG);
+                return ExitCode::from(service_kit::cli::EXIT_CONFIG);
             };
             match aggregate::nodes(&node_addr).await {
                 Ok(nodes) => match nodes.into_iter().find(|(name, _)| *name == to) {
@@ -229,24 +228,11 @@ async fn run_move(cfg: &NodeConfig, cmd: Cmd) -> ExitCode {
     }
 }
 
-/// EX_USAGE: the configuration is wrong.
-const EXIT_CONFIG: u8 = 64;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(Cmd::Healthcheck { addr, service }) = args.command {
-        return match check_health(&addr, &service, Duration::from_secs(3)).await {
-            Ok(Health::Serving) => ExitCode::SUCCESS,
-            Ok(Health::NotServing) => {
-                eprintln!("{addr}: {service:?} is NOT_SERVING");
-                ExitCode::FAILURE
-            }
-            Err(err) => {
-                eprintln!("{err}");
-                ExitCode::FAILURE
-            }
-        };
+        return service_kit::cli::healthcheck(&addr, &service).await;
     }
     let cfg = match load_config(args.config.clone(), args.name.clone()) {
         Ok(cfg) => cfg,
@@ -282,18 +268,10 @@ async fn main() -> ExitCode {
     if let Some(flag) = args.name.as_deref().filter(|n| *n != cfg.nodename) {
         tracing::warn!(flag, nodename = %cfg.nodename, "--name ignored: the configuration sets cluster nodename");
     }
-    let listeners = match service_kit::listen::bind_all(&cfg.listens) {
+    let listeners = match service_kit::cli::bind_listeners("cluster-listener", &cfg.listens) {
         Ok(listeners) => listeners,
-        Err(err) => {
-            eprintln!("cluster-listener: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    for listener in &listeners {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, node = %cfg.nodename, "listening");
-        }
-    }
     let shutdown = service_kit::shutdown::on_signal();
     match cluster_listener::serve(cfg, listeners, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use proto::eccluster::v1::logs_server::LogsServer;
 use proto::eccluster::v1::mover_server::MoverServer;
 use proto::eccluster::v1::node_server::NodeServer;
-use service_kit::listen::{BoundListener, incoming};
+use service_kit::listen::BoundListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
@@ -146,9 +146,7 @@ impl Node {
         let drain = {
             let health = health.clone();
             let stop = stop.clone();
-            let shutdown = shutdown.clone();
             async move {
-                shutdown.cancelled().await;
                 // Stop the readiness task first, so it cannot turn the node
                 // SERVING again after this.
                 stop.cancel();
@@ -160,25 +158,15 @@ impl Node {
                     .await;
             }
         };
-        let server = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .initial_stream_window_size(mover::STREAM_WINDOW)
             .initial_connection_window_size(mover::CONNECTION_WINDOW)
             .max_frame_size(1 << 20)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming(listeners), drain);
-
-        let mut server = std::pin::pin!(server);
-        let result = tokio::select! {
-            result = &mut server => result,
-            _ = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } => {
-                tracing::warn!("shutdown grace of {SHUTDOWN_GRACE:?} passed with connections still open");
-                Ok(())
-            }
-        };
+            .add_routes(routes);
+        let result =
+            service_kit::grpc::serve_until(router, listeners, shutdown, drain, SHUTDOWN_GRACE)
+                .await;
         stop.cancel();
         tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())

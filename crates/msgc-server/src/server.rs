@@ -86,9 +86,7 @@ pub async fn serve(
         let handle = handle.clone();
         let health = health.clone();
         let stop = stop.clone();
-        let shutdown = shutdown.clone();
         async move {
-            shutdown.cancelled().await;
             health
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
