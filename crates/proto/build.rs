@@ -1,5 +1,5 @@
 //! Compiles every contract in `proto/` with protox (no protoc needed) and
-//! keeps the encoded descriptor set for gRPC server reflection.
+//! keeps the encoded descriptor sets for gRPC server reflection.
 
 use std::path::PathBuf;
 
@@ -21,7 +21,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let files = protox::compile(PROTOS, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out.join("descriptor.bin"), files.encode_to_vec())?;
+    // One descriptor set per service family, so each server's reflection
+    // lists only what it serves.
+    for (package, name) in [
+        ("msgc.", "msgc_descriptor.bin"),
+        ("eccluster.", "eccluster_descriptor.bin"),
+    ] {
+        let subset = prost_types::FileDescriptorSet {
+            file: files
+                .file
+                .iter()
+                .filter(|f| f.package().starts_with(package))
+                .cloned()
+                .collect(),
+        };
+        std::fs::write(out.join(name), subset.encode_to_vec())?;
+    }
     tonic_prost_build::configure()
         .bytes(".")
         .compile_fds(files)?;

@@ -99,7 +99,11 @@ impl Node {
         let cfg = ctx.cfg.clone();
         let tasks = TaskTracker::new();
         let stop = shutdown.child_token();
-        let (health, routes) = service_kit::grpc::standard_routes(&[NODE_HEALTH_NAME]).await?;
+        let (health, routes) = service_kit::grpc::standard_routes(
+            proto::ECCLUSTER_DESCRIPTOR_SET,
+            &[NODE_HEALTH_NAME],
+        )
+        .await?;
 
         if cfg.enabled {
             let record = membership::node_record(&cfg, &ctx.address);

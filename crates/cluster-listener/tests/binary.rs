@@ -51,7 +51,16 @@ async fn binary_serves_health_reflection_and_the_node_service_and_stops_on_sigte
             panic!("{reply:?}")
         };
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-        for want in [NODE, "grpc.health.v1.Health"] {
+        assert!(
+            !names.iter().any(|n| n.starts_with("msgc.")),
+            "reflection lists only what this node serves: {names:?}"
+        );
+        for want in [
+            NODE,
+            "eccluster.v1.Logs",
+            "eccluster.v1.Mover",
+            "grpc.health.v1.Health",
+        ] {
             assert!(
                 names.iter().any(|n| n == want),
                 "{want} missing from {names:?}"

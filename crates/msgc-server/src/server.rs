@@ -53,7 +53,8 @@ pub async fn serve(
     let stop = shutdown.child_token();
     let core_task = tokio::spawn(core.run());
 
-    let (health, routes) = service_kit::grpc::standard_routes(&[BUS_HEALTH_NAME]).await?;
+    let (health, routes) =
+        service_kit::grpc::standard_routes(proto::MSGC_DESCRIPTOR_SET, &[BUS_HEALTH_NAME]).await?;
     let mut ready = handle.ready.clone();
     let readiness = health.clone();
     tasks.spawn(async move {

@@ -96,6 +96,10 @@ async fn binary_serves_health_and_reflection_and_stops_on_sigterm() {
             panic!("{reply:?}")
         };
         let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with("eccluster.")),
+            "reflection lists only what this server serves: {names:?}"
+        );
         for want in [
             "msgc.v1.Bus",
             "msgc.v1.Admin",

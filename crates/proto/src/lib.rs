@@ -2,8 +2,15 @@
 //! their clients and tests, plus the descriptor set that reflection serves.
 #![allow(missing_docs)]
 
-/// The encoded `FileDescriptorSet` of every proto in `proto/`, for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
+/// The encoded `FileDescriptorSet` of the `msgc.*` protos (what msgc-server
+/// serves), for reflection.
+pub const MSGC_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/msgc_descriptor.bin"));
+
+/// The encoded `FileDescriptorSet` of the `eccluster.*` protos (what
+/// cluster-listener serves), for reflection.
+pub const ECCLUSTER_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/eccluster_descriptor.bin"));
 
 /// The msgc bus.
 pub mod msgc {

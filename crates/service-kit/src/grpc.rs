@@ -10,10 +10,12 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::server::HealthReporter;
 
-/// Builds routes holding health and both reflection versions, with our whole
-/// descriptor set registered. The overall service `""` starts SERVING; each
-/// name in `not_yet_serving` starts NOT_SERVING until the caller says otherwise.
+/// Builds routes holding health and both reflection versions, with
+/// `descriptor_set` (the service's own protos) and health's registered. The
+/// overall service `""` starts SERVING; each name in `not_yet_serving` starts
+/// NOT_SERVING until the caller says otherwise.
 pub async fn standard_routes(
+    descriptor_set: &'static [u8],
     not_yet_serving: &[&str],
 ) -> Result<(HealthReporter, Routes), tonic_reflection::server::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -24,7 +26,7 @@ pub async fn standard_routes(
     }
     let reflection = || {
         tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(descriptor_set)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let routes = Routes::new(health)
