@@ -64,7 +64,8 @@ struct Args {
     /// Run only the workloads whose name contains this text.
     #[arg(long)]
     only: Option<String>,
-    /// After the measured runs, profile one msgc 128 B fan-out with `perf`.
+    /// After the measured runs, profile one msgc run of the first workload
+    /// (the 128 B fan-out) with `perf`.
     #[arg(long)]
     profile: bool,
 }

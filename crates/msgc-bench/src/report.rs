@@ -72,6 +72,8 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
 /// One figure: the median over successful runs, and how many failed.
 struct Figure {
     value: Option<f64>,
+    min: f64,
+    max: f64,
     failed: Vec<String>,
 }
 
@@ -82,6 +84,8 @@ fn figure(runs: &[Result<Outcome, String>], f: impl Fn(&Outcome) -> f64) -> Figu
         .map(&f)
         .collect();
     Figure {
+        min: ok.iter().copied().fold(f64::INFINITY, f64::min),
+        max: ok.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         value: median(ok),
         failed: runs
             .iter()
@@ -103,16 +107,41 @@ fn fmt_int(v: f64) -> String {
 }
 
 fn cell(fig: &Figure, unit: impl Fn(f64) -> String, total: usize) -> String {
+    let spread = |v: f64| {
+        if total > 1 && fig.max > fig.min {
+            format!(
+                "{} <sub>[{}–{}]</sub>",
+                unit(v),
+                short(fig.min),
+                short(fig.max)
+            )
+        } else {
+            unit(v)
+        }
+    };
     match fig.value {
         None if total == 0 => "not run".to_owned(),
         None => format!("FAILED ({}/{} runs)", fig.failed.len(), total),
-        Some(v) if fig.failed.is_empty() => unit(v),
+        Some(v) if fig.failed.is_empty() => spread(v),
         Some(v) => format!(
             "{} ({} of {} runs failed)",
-            unit(v),
+            spread(v),
             fig.failed.len(),
             total
         ),
+    }
+}
+
+/// A compact number for the min–max range: 1234567 → 1.23M, 45678 → 46k.
+fn short(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
     }
 }
 
@@ -403,7 +432,8 @@ pub fn markdown(c: &Context) -> String {
     }
     let _ = writeln!(
         s,
-        "Throughput is messages per second **received by each subscriber**: the messages sent, \
+        "Each figure is the median; the small range after it is the lowest and highest run. \
+         Throughput is messages per second **received by each subscriber**: the messages sent, \
          divided by the time from the first publish to the last delivery at any subscriber \
          (so it includes draining every queue). Ratio > 1 means msgc has the larger figure: \
          better for throughput, worse for latency. Latency is publish→deliver in one process \
@@ -534,6 +564,9 @@ mod tests {
         assert_eq!(median(vec![]), None);
         assert_eq!(fmt_int(1234567.0), "1,234,567");
         assert_eq!(fmt_int(999.0), "999");
+        assert_eq!(short(1_234_567.0), "1.23M");
+        assert_eq!(short(45_678.0), "46k");
+        assert_eq!(short(4_567.0), "4.6k");
     }
 
     #[test]
