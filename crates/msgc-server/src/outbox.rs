@@ -2,9 +2,12 @@
 //!
 //! The core pushes without waiting (it must never block on one slow reader);
 //! when a queue's weight passes its limit the push fails and the core cuts
-//! that reader, which is how `max_backlog` keeps memory bounded. The stream
-//! side takes everything queued at once, so a busy queue goes out as large
-//! frames.
+//! that reader, which is how `max_backlog` keeps memory bounded. A queue may
+//! also have watermarks: a push that takes it above the high one reports it
+//! *congested*, and draining it below the low one calls a hook, so the core can
+//! slow the traffic down before a reader that is merely slow has to be cut.
+//! The stream side takes everything queued at once, so a busy queue goes out
+//! as large frames.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,18 +30,40 @@ struct State<T> {
     waker: Option<Waker>,
     /// Bumped by `wake` so the reader can notice side-channel changes.
     nudged: bool,
+    /// Above the high watermark since the last time it drained below the low one.
+    congested: bool,
+}
+
+/// Called when a congested queue drains below its low watermark.
+pub type DrainHook = Box<dyn Fn() + Send + Sync>;
+
+struct Watermarks {
+    high: usize,
+    low: usize,
+    on_low: DrainHook,
 }
 
 /// The shared queue. Cloning the `Arc` gives writers; one reader drains it.
 pub struct Outbox<T> {
     state: Mutex<State<T>>,
     limit: usize,
+    watermarks: Option<Watermarks>,
 }
 
 impl<T> Outbox<T> {
     /// A queue that refuses pushes once its total weight would exceed `limit`.
     pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new(Self::build(limit, None))
+    }
+
+    /// A queue with a `limit` and watermarks: a push above `high` reports
+    /// congestion once; draining to `low` or below calls `on_low`.
+    pub fn with_watermarks(limit: usize, high: usize, low: usize, on_low: DrainHook) -> Arc<Self> {
+        Arc::new(Self::build(limit, Some(Watermarks { high, low, on_low })))
+    }
+
+    fn build(limit: usize, watermarks: Option<Watermarks>) -> Self {
+        Self {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 weight: 0,
@@ -46,9 +71,11 @@ impl<T> Outbox<T> {
                 closing: false,
                 waker: None,
                 nudged: false,
+                congested: false,
             }),
             limit: limit.max(1),
-        })
+            watermarks,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
@@ -59,8 +86,10 @@ impl<T> Outbox<T> {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Queues `item`, counting `weight` toward the limit.
-    pub fn push(&self, item: T, weight: usize) -> Result<(), PushError> {
+    /// Queues `item`, counting `weight` toward the limit. `Ok(true)` means
+    /// this push took the queue above its high watermark (reported once, until
+    /// it drains below the low one).
+    pub fn push(&self, item: T, weight: usize) -> Result<bool, PushError> {
         let mut state = self.lock();
         if state.closing {
             return Err(PushError::Closed);
@@ -70,12 +99,19 @@ impl<T> Outbox<T> {
         }
         state.weight += weight;
         state.queue.push_back((item, weight));
+        let congested = match &self.watermarks {
+            Some(w) if !state.congested && state.weight > w.high => {
+                state.congested = true;
+                true
+            }
+            _ => false,
+        };
         let waker = state.waker.take();
         drop(state);
         if let Some(waker) = waker {
             waker.wake();
         }
-        Ok(())
+        Ok(congested)
     }
 
     /// Wakes the reader without queueing anything (a side-channel value changed).
@@ -147,6 +183,17 @@ impl<T> Outbox<T> {
                 if out.len() >= limits.max_items || bytes >= limits.max_bytes {
                     break;
                 }
+            }
+            let drained_low = match &self.watermarks {
+                Some(w) if state.congested && state.weight <= w.low => {
+                    state.congested = false;
+                    Some(&w.on_low)
+                }
+                _ => None,
+            };
+            drop(state);
+            if let Some(on_low) = drained_low {
+                on_low();
             }
             return Poll::Ready(Drained::Items);
         }
@@ -285,6 +332,41 @@ mod tests {
         let err = stream.next().await.unwrap().unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
         assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn watermarks_report_congestion_once_and_call_the_hook_when_drained() {
+        let drained = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = drained.clone();
+        let hook: DrainHook = Box::new(move || {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let outbox = Outbox::with_watermarks(10, 4, 1, hook);
+        let pushes: Vec<bool> = (0..7).map(|i| outbox.push(i, 1).unwrap()).collect();
+        assert_eq!(
+            pushes,
+            [false, false, false, false, true, false, false],
+            "reported once, above 4"
+        );
+        let limits = FrameLimits {
+            max_items: 3,
+            max_bytes: usize::MAX,
+            size_of: |_: &i32| 1,
+        };
+        let mut stream = FrameStream::new(outbox.clone(), limits, |items: Vec<i32>| Some(items));
+        stream.next().await.unwrap().unwrap();
+        assert_eq!(
+            drained.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "4 left: above low"
+        );
+        stream.next().await.unwrap().unwrap();
+        assert_eq!(
+            drained.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "1 left: at low"
+        );
+        assert!(!outbox.push(9, 1).unwrap(), "below high again");
     }
 
     #[tokio::test]

@@ -133,6 +133,64 @@ async fn a_client_that_stops_reading_is_cut_and_its_group_moves_on() {
     drop((slow, slow_events));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_slows_the_publisher_down_instead_of_being_cut() {
+    let cluster = Cluster::start_with(2, |mut c| {
+        c.max_backlog = 200;
+        c
+    })
+    .await;
+    cluster.wait_view(&["s1", "s2"]).await;
+    let (reader, mut reader_events) = session(cluster.addr(1), "reader").await;
+    reader.join("g", "").await.unwrap();
+    read_until(&mut reader_events, |f| {
+        f.events
+            .iter()
+            .any(|e| matches!(&e.kind, Some(event::Kind::View(_))))
+    })
+    .await;
+    let (publisher, mut publisher_events) = session(cluster.addr(0), "pub").await;
+    tokio::spawn(async move { while let Ok(Some(_)) = publisher_events.next_frame().await {} });
+    const N: usize = 3000;
+    let sending = tokio::spawn(async move {
+        for i in 0..N {
+            // 4 KiB each: enough to fill the HTTP/2 windows, so the queue
+            // that grows is the server's.
+            let mut payload = vec![0u8; 4096];
+            payload[..4].copy_from_slice(&(i as u32).to_be_bytes());
+            publisher.publish("g", payload).await.unwrap();
+        }
+        publisher
+    });
+    // The reader takes a nap between frames: far slower than the publisher,
+    // but never gone for three keepalive intervals.
+    let mut got = 0;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while got < N {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let frame = reader_events
+                .next_frame()
+                .await
+                .expect("reader was cut")
+                .expect("session ended");
+            for e in frame.events {
+                if let Some(event::Kind::Delivery(d)) = e.kind {
+                    assert_eq!(
+                        d.payload[..4],
+                        (got as u32).to_be_bytes(),
+                        "in order, none lost"
+                    );
+                    got += 1;
+                }
+            }
+        }
+    })
+    .await
+    .expect("slow reader never caught up");
+    let _publisher = sending.await.unwrap();
+    assert_eq!(got, N);
+}
+
 #[tokio::test]
 async fn a_stranger_or_a_different_cluster_is_refused_on_the_mesh() {
     let cluster = Cluster::start(2).await;

@@ -122,7 +122,7 @@ impl Core {
         };
         link.last_sent = Instant::now();
         match link.outbox.push(message, weight) {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(PushError::Full) => {
                 let reason = format!("backlog over max_backlog ({})", self.cfg.max_backlog);
                 self.drop_link(peer, &reason);

@@ -135,6 +135,8 @@ pub enum Input {
     Commands(SessionId, Vec<ClientOp>),
     /// A session's stream ended.
     CloseSession(SessionId),
+    /// A congested session's queue drained below its low watermark.
+    SessionDrained(SessionId),
     /// A peer link finished its handshake.
     LinkUp {
         /// The peer's name.
@@ -235,6 +237,9 @@ pub struct Core {
     cfg: Arc<ServerConfig>,
     incarnation: u64,
     rx: mpsc::UnboundedReceiver<Input>,
+    /// For hooks that report back to the core (weak: the core must not keep
+    /// its own channel open).
+    weak_tx: mpsc::WeakUnboundedSender<Input>,
     window: Arc<Semaphore>,
     ready_tx: watch::Sender<bool>,
     started: Instant,
@@ -257,6 +262,8 @@ pub struct Core {
     sessions: HashMap<SessionId, sessions::Session>,
     by_name: HashMap<String, SessionId>,
     local_members: HashMap<String, Vec<SessionId>>,
+    /// Local sessions above their high watermark, and since when.
+    congested: HashMap<SessionId, Instant>,
     next_session: SessionId,
     /// Own ops handed to the core whose window permits are still held.
     held_permits: usize,
@@ -280,6 +287,7 @@ impl Core {
             cfg,
             incarnation,
             rx,
+            weak_tx: tx.downgrade(),
             window: window.clone(),
             ready_tx,
             started: Instant::now(),
@@ -294,6 +302,7 @@ impl Core {
             sessions: HashMap::new(),
             by_name: HashMap::new(),
             local_members: HashMap::new(),
+            congested: HashMap::new(),
             next_session: 1,
             held_permits: 0,
             stopping: false,
@@ -353,6 +362,7 @@ impl Core {
                 let _ = reply.send(self.open_session(hello));
             }
             Input::Commands(id, ops) => self.on_commands(id, ops),
+            Input::SessionDrained(id) => self.on_session_drained(id),
             Input::CloseSession(id) => {
                 self.close_session(id, proto::msgc::v1::ViewChange::Disconnect, None)
             }
@@ -373,6 +383,7 @@ impl Core {
         let now = Instant::now();
         self.check_links(now);
         self.check_proposal(now);
+        self.check_congestion(now);
         self.maybe_propose();
     }
 

@@ -18,6 +18,30 @@ use proto::msgc::v1::{
 
 use super::{Core, Phase, SessionId};
 
+/// What queueing events for sessions found: sessions over `max_backlog`
+/// (to cut) and sessions that just passed their high watermark (congested).
+#[derive(Debug, Default)]
+pub(super) struct QueueEffects {
+    cut: Vec<SessionId>,
+    congested: Vec<SessionId>,
+}
+
+impl QueueEffects {
+    /// Queues one event for a session and notes what the push found.
+    pub(super) fn queue(
+        &mut self,
+        outbox: &crate::outbox::Outbox<Event>,
+        id: SessionId,
+        event: Event,
+    ) {
+        match outbox.push(event, 1) {
+            Ok(false) => {}
+            Ok(true) => self.congested.push(id),
+            Err(_) => self.cut.push(id),
+        }
+    }
+}
+
 /// Order bookkeeping for the installed view.
 #[derive(Debug, Default)]
 pub(super) struct OrderState {
@@ -46,6 +70,10 @@ pub(super) struct OrderState {
     pub progress: BTreeMap<String, u64>,
     /// Stable point last announced.
     pub stable_announced: u64,
+    /// How far this server reports having applied: `applied`, except while a
+    /// local session is congested, when it stays put so the stable point (and
+    /// with it every origin's window) waits for the slow reader.
+    pub released: u64,
 }
 
 impl Core {
@@ -170,21 +198,7 @@ impl Core {
             self.drop_link(peer, "gap in the sequenced stream");
             return;
         }
-        let had_ops = !batch.ops.is_empty();
         self.apply_batch(batch);
-        if had_ops {
-            let progress = Progress {
-                view_id: self.view.id,
-                seq: self.order.applied,
-            };
-            self.send_to(
-                peer,
-                PeerMessage {
-                    kind: Some(Kind::Progress(progress)),
-                },
-                1,
-            );
-        }
     }
 
     /// A member's report of how far it has applied (coordinator only).
@@ -206,7 +220,7 @@ impl Core {
             .iter()
             .map(|m| {
                 if m == me {
-                    self.order.applied
+                    self.order.released
                 } else {
                     self.order.progress.get(m).copied().unwrap_or(0)
                 }
@@ -222,6 +236,48 @@ impl Core {
         self.apply_ops(self.view.id, batch.first_seq, batch.ops, &mut woken);
         self.advance_stable(batch.stable_seq);
         self.wake_sessions(woken);
+        self.release_progress();
+    }
+
+    /// Reports how far this server has applied, unless a local session is
+    /// congested: as coordinator by moving `released` (the stable point
+    /// follows at the end of the turn), as member by telling the coordinator.
+    pub(super) fn release_progress(&mut self) {
+        let blocked = !self.congested.is_empty() || !matches!(self.phase, Phase::Normal);
+        if blocked || self.order.released >= self.order.applied {
+            return;
+        }
+        self.order.released = self.order.applied;
+        if !self.is_coordinator() {
+            let progress = Progress {
+                view_id: self.view.id,
+                seq: self.order.released,
+            };
+            let coordinator = self.view.coordinator().to_owned();
+            self.send_to(
+                &coordinator,
+                PeerMessage {
+                    kind: Some(Kind::Progress(progress)),
+                },
+                1,
+            );
+        }
+    }
+
+    /// Acts on what queueing events found: congested sessions hold this
+    /// server's progress back; sessions past `max_backlog` are cut.
+    pub(super) fn settle(&mut self, effects: QueueEffects) {
+        let now = std::time::Instant::now();
+        for id in effects.congested {
+            self.congested.entry(id).or_insert(now);
+        }
+        for id in effects.cut {
+            let reason = format!(
+                "more than max_backlog ({}) events queued",
+                self.cfg.max_backlog
+            );
+            self.cut_slow_session(id, &reason);
+        }
     }
 
     /// Applies ops numbered from `first_seq` in view `view_id`, retaining them.
@@ -232,19 +288,17 @@ impl Core {
         ops: Vec<Op>,
         woken: &mut Vec<SessionId>,
     ) {
-        let mut cut = Vec::new();
+        let mut effects = QueueEffects::default();
         for (i, op) in ops.into_iter().enumerate() {
             let seq = first_seq + i as u64;
-            self.apply_op(&op, Position { view_id, seq }, woken, &mut cut);
+            self.apply_op(&op, Position { view_id, seq }, woken, &mut effects);
             if op.origin == self.cfg.name {
                 self.finish_own(&op, seq);
             }
             self.order.retained.push_back(op);
             self.order.applied = seq;
         }
-        for id in cut {
-            self.cut_slow_session(id);
-        }
+        self.settle(effects);
     }
 
     /// An own op was applied: it is no longer pending, and its permit is
@@ -268,7 +322,7 @@ impl Core {
         op: &Op,
         position: Position,
         woken: &mut Vec<SessionId>,
-        cut: &mut Vec<SessionId>,
+        effects: &mut QueueEffects,
     ) {
         let Some(kind) = &op.kind else { return };
         match kind {
@@ -301,18 +355,10 @@ impl Core {
                         payload: publish.payload.clone(),
                         position: Some(position),
                     };
-                    if session
-                        .outbox
-                        .push(
-                            Event {
-                                kind: Some(event::Kind::Delivery(delivery)),
-                            },
-                            1,
-                        )
-                        .is_err()
-                    {
-                        cut.push(id);
-                    }
+                    let event = Event {
+                        kind: Some(event::Kind::Delivery(delivery)),
+                    };
+                    effects.queue(&session.outbox, id, event);
                 }
             }
             OpKind::Join(join) => {
@@ -342,7 +388,7 @@ impl Core {
                         .or_default()
                         .push(id);
                 }
-                self.deliver_view(&join.group, view, None, cut);
+                self.deliver_view(&join.group, view, None, effects);
             }
             OpKind::Leave(leave) => {
                 let Some(group) = self.groups.leave(&leave.group, &leave.private_name) else {
@@ -363,7 +409,7 @@ impl Core {
                 {
                     locals.retain(|s| *s != id);
                 }
-                self.deliver_view(&leave.group, view, leaver, cut);
+                self.deliver_view(&leave.group, view, leaver, effects);
                 if self
                     .local_members
                     .get(&leave.group)
@@ -382,7 +428,7 @@ impl Core {
         group: &str,
         view: GroupView,
         also: Option<SessionId>,
-        cut: &mut Vec<SessionId>,
+        effects: &mut QueueEffects,
     ) {
         let locals = self
             .local_members
@@ -393,18 +439,10 @@ impl Core {
             let Some(session) = self.sessions.get(&id) else {
                 continue;
             };
-            if session
-                .outbox
-                .push(
-                    Event {
-                        kind: Some(event::Kind::View(view.clone())),
-                    },
-                    1,
-                )
-                .is_err()
-            {
-                cut.push(id);
-            }
+            let event = Event {
+                kind: Some(event::Kind::View(view.clone())),
+            };
+            effects.queue(&session.outbox, id, event);
         }
     }
 

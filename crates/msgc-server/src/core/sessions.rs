@@ -40,7 +40,16 @@ impl Core {
         if self.by_name.contains_key(&private_name) {
             return Err(OpenError::NameTaken(client));
         }
-        let outbox = Outbox::new(self.cfg.max_backlog);
+        // Past half of max_backlog the session holds this server's progress
+        // back (slowing every publisher down); at a quarter it lets go.
+        let core = self.weak_tx.clone();
+        let on_low: crate::outbox::DrainHook = Box::new(move || {
+            if let Some(core) = core.upgrade() {
+                let _ = core.send(super::Input::SessionDrained(id));
+            }
+        });
+        let max = self.cfg.max_backlog;
+        let outbox = Outbox::with_watermarks(max, max / 2, max / 4, on_low);
         let welcome = Welcome {
             private_name: private_name.clone(),
             server: self.cfg.name.clone(),
@@ -132,6 +141,9 @@ impl Core {
         let Some(session) = self.sessions.remove(&id) else {
             return;
         };
+        if self.congested.remove(&id).is_some() {
+            self.release_progress();
+        }
         self.by_name.remove(&session.private_name);
         self.local_members.retain(|_, locals| {
             locals.retain(|s| *s != id);
@@ -149,17 +161,44 @@ impl Core {
         }
     }
 
-    /// A session whose queue passed `max_backlog` is cut; its groups move on without it.
-    pub(super) fn cut_slow_session(&mut self, id: SessionId) {
+    /// Cuts a session that cannot keep up (`why` says how); its groups move on
+    /// without it.
+    pub(super) fn cut_slow_session(&mut self, id: SessionId, why: &str) {
         let status = tonic::Status::resource_exhausted(format!(
-            "session cut: more than max_backlog ({}) events queued; the client reads too slowly",
-            self.cfg.max_backlog
+            "session cut: {why}; the client reads too slowly"
         ));
         if let Some(session) = self.sessions.get(&id) {
-            tracing::warn!(session = id, name = %session.private_name, "cutting slow session");
+            tracing::warn!(session = id, name = %session.private_name, why, "cutting slow session");
             session.outbox.abort(status.clone());
         }
         self.close_session(id, ViewChange::Disconnect, Some(status));
+    }
+
+    /// Cuts sessions that have stayed congested for three keepalive intervals
+    /// (the bound a dead peer gets): slowing everyone down for a reader that
+    /// has stopped would never end.
+    pub(super) fn check_congestion(&mut self, now: std::time::Instant) {
+        let limit = self.cfg.keepalive_interval * 3;
+        let stuck: Vec<SessionId> = self
+            .congested
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) > limit)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stuck {
+            let why = format!(
+                "its queue stayed above {} events for {limit:?}",
+                self.cfg.max_backlog / 2
+            );
+            self.cut_slow_session(id, &why);
+        }
+    }
+
+    /// A congested session's queue drained: it no longer holds progress back.
+    pub(super) fn on_session_drained(&mut self, id: SessionId) {
+        if self.congested.remove(&id).is_some() {
+            self.release_progress();
+        }
     }
 
     /// Tells session streams that their publish acknowledgements moved.

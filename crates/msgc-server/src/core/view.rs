@@ -339,7 +339,7 @@ impl Core {
         self.wake_sessions(woken);
 
         // Announce each group whose membership differs from what this server had.
-        let mut cut = Vec::new();
+        let mut effects = super::order::QueueEffects::default();
         let names: BTreeSet<String> = self
             .groups
             .iter()
@@ -390,7 +390,7 @@ impl Core {
         self.rebuild_local_members();
         for announcement in announcements {
             let group = announcement.group.clone();
-            self.deliver_view(&group, announcement, None, &mut cut);
+            self.deliver_view(&group, announcement, None, &mut effects);
         }
 
         // Start the new view.
@@ -415,6 +415,7 @@ impl Core {
         self.order.stable = 0;
         self.order.last_seq = 0;
         self.order.stable_announced = 0;
+        self.order.released = 0;
         self.order.progress = self.view.members.iter().map(|m| (m.clone(), 0)).collect();
         let coordinator = self.is_coordinator();
         for (op, _) in &self.order.pending {
@@ -424,9 +425,7 @@ impl Core {
                 self.order.unsent.push(op.clone());
             }
         }
-        for id in cut {
-            self.cut_slow_session(id);
-        }
+        self.settle(effects);
         self.update_readiness();
         // The world may have moved on while this view was agreed.
         self.maybe_propose();
