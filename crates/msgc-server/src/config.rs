@@ -94,10 +94,11 @@ impl ServerConfig {
     }
 
     /// How many ops this server may have submitted but not yet stable: the
-    /// flow-control window, sized so all servers together stay well under
-    /// `max_backlog` on any link.
+    /// flow-control window. All servers together keep at most a quarter of
+    /// `max_backlog` in flight, so a session held at its high watermark
+    /// (three quarters) never passes `max_backlog` while the bus waits for it.
     pub fn submit_window(&self) -> usize {
-        (self.max_backlog / (2 * self.peers.len().max(1))).max(16)
+        (self.max_backlog / (4 * self.peers.len().max(1))).max(16)
     }
 }
 

@@ -40,8 +40,10 @@ impl Core {
         if self.by_name.contains_key(&private_name) {
             return Err(OpenError::NameTaken(client));
         }
-        // Past half of max_backlog the session holds this server's progress
-        // back (slowing every publisher down); at a quarter it lets go.
+        // Past three quarters of max_backlog the session holds this server's
+        // progress back (slowing every publisher down); at half it lets go.
+        // With the submit window sized in `ServerConfig::submit_window`, what
+        // is in flight then still fits under max_backlog.
         let core = self.weak_tx.clone();
         let on_low: crate::outbox::DrainHook = Box::new(move || {
             if let Some(core) = core.upgrade() {
@@ -49,7 +51,7 @@ impl Core {
             }
         });
         let max = self.cfg.max_backlog;
-        let outbox = Outbox::with_watermarks(max, max / 2, max / 4, on_low);
+        let outbox = Outbox::with_watermarks(max, max / 4 * 3, max / 2, on_low);
         let welcome = Welcome {
             private_name: private_name.clone(),
             server: self.cfg.name.clone(),
@@ -188,7 +190,7 @@ impl Core {
         for id in stuck {
             let why = format!(
                 "its queue stayed above {} events for {limit:?}",
-                self.cfg.max_backlog / 2
+                self.cfg.max_backlog / 4 * 3
             );
             self.cut_slow_session(id, &why);
         }
