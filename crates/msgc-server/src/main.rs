@@ -7,6 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use msgc_server::config::{self, Source};
 
+// Every message allocates a few small strings and buffers on each hop; the
+// system allocator spent a quarter of the servers' CPU on them (see
+// BENCHMARKS.md), mimalloc much less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The msgc group-communication bus server.
 #[derive(Parser)]
 #[command(version, about)]
