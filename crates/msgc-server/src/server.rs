@@ -68,7 +68,7 @@ pub async fn serve(
     spawn_dialers(&handle, &identity, &tasks, &stop);
     let routes = routes
         .add_service(
-            BusServer::new(BusService::new(handle.clone(), cfg.clone()))
+            BusServer::new(BusService::new(handle.clone(), cfg.clone(), stop.clone()))
                 .max_decoding_message_size(MAX_CLIENT_FRAME),
         )
         .add_service(AdminServer::new(AdminService::new(handle.clone())))
@@ -94,8 +94,11 @@ pub async fn serve(
             health
                 .set_service_status(BUS_HEALTH_NAME, ServingStatus::NotServing)
                 .await;
-            stop.cancel();
+            // The core stops first, so sessions ending because of the
+            // shutdown do not leave their groups one by one: peers see this
+            // server go (SERVER_LOST), as they would a crash.
             handle.send(Input::Shutdown);
+            stop.cancel();
         }
     };
     let router = tonic::transport::Server::builder()

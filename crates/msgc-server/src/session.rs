@@ -11,6 +11,7 @@ use proto::msgc::v1::{
     SubscribeRequest, command,
 };
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::ServerConfig;
@@ -32,12 +33,13 @@ pub type SessionStream =
 pub struct BusService {
     core: CoreHandle,
     cfg: Arc<ServerConfig>,
+    stop: CancellationToken,
 }
 
 impl BusService {
-    /// Serves sessions for `core`.
-    pub fn new(core: CoreHandle, cfg: Arc<ServerConfig>) -> Self {
-        Self { core, cfg }
+    /// Serves sessions for `core` until `stop` is cancelled.
+    pub fn new(core: CoreHandle, cfg: Arc<ServerConfig>, stop: CancellationToken) -> Self {
+        Self { core, cfg, stop }
     }
 
     async fn open(&self, hello: Hello) -> Result<SessionOpened, BusError> {
@@ -128,6 +130,7 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
         let reader = SessionReader {
             core: self.core.clone(),
             max_payload: self.cfg.max_payload,
+            stop: self.stop.clone(),
             id: opened.id,
             outbox: opened.outbox.clone(),
         };
@@ -259,6 +262,7 @@ fn check_command(
 struct SessionReader {
     core: CoreHandle,
     max_payload: usize,
+    stop: CancellationToken,
     id: SessionId,
     outbox: Arc<crate::outbox::Outbox<Event>>,
 }
@@ -276,7 +280,13 @@ impl SessionReader {
             if self.outbox.is_closed() {
                 break;
             }
-            match inbound.message().await {
+            // On shutdown, stop reading: dropping the request stream lets the
+            // connection close instead of waiting out the shutdown grace.
+            let next = tokio::select! {
+                next = inbound.message() => next,
+                _ = self.stop.cancelled() => break,
+            };
+            match next {
                 Ok(Some(frame)) => commands = frame.commands,
                 Ok(None) | Err(_) => break,
             }

@@ -342,7 +342,10 @@ impl Core {
                         break;
                     }
                     for input in inputs.drain(..) {
-                        self.handle(input);
+                        // After a shutdown, what is left is dropped unanswered.
+                        if !self.stopping {
+                            self.handle(input);
+                        }
                     }
                 }
                 _ = tick.tick() => self.on_tick(),

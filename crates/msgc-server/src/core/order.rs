@@ -42,6 +42,17 @@ impl QueueEffects {
     }
 }
 
+/// An own op that has been applied here but is not yet stable.
+#[derive(Debug)]
+pub(super) struct OwnOp {
+    seq: u64,
+    holds_permit: bool,
+    /// For a publish: the sending session and the message's position, to
+    /// acknowledge once the op is stable (held by every server of the view,
+    /// so an acknowledged message survives any one server's crash).
+    ack: Option<(SessionId, Position)>,
+}
+
 /// Order bookkeeping for the installed view.
 #[derive(Debug, Default)]
 pub(super) struct OrderState {
@@ -57,7 +68,7 @@ pub(super) struct OrderState {
     /// Own ops to send to the coordinator at the end of this turn.
     pub unsent: Vec<Op>,
     /// Own applied ops not yet stable: (seq, holds a permit).
-    pub unstable_own: VecDeque<(u64, bool)>,
+    pub unstable_own: VecDeque<OwnOp>,
     /// Counter for `Op::origin_seq`.
     pub next_origin_seq: u64,
 
@@ -232,10 +243,8 @@ impl Core {
 
     /// Applies a numbered batch and moves the stable point.
     fn apply_batch(&mut self, batch: Sequenced) {
-        let mut woken = Vec::new();
-        self.apply_ops(self.view.id, batch.first_seq, batch.ops, &mut woken);
+        self.apply_ops(self.view.id, batch.first_seq, batch.ops);
         self.advance_stable(batch.stable_seq);
-        self.wake_sessions(woken);
         self.release_progress();
     }
 
@@ -281,19 +290,14 @@ impl Core {
     }
 
     /// Applies ops numbered from `first_seq` in view `view_id`, retaining them.
-    pub(super) fn apply_ops(
-        &mut self,
-        view_id: u64,
-        first_seq: u64,
-        ops: Vec<Op>,
-        woken: &mut Vec<SessionId>,
-    ) {
+    pub(super) fn apply_ops(&mut self, view_id: u64, first_seq: u64, ops: Vec<Op>) {
         let mut effects = QueueEffects::default();
         for (i, op) in ops.into_iter().enumerate() {
             let seq = first_seq + i as u64;
-            self.apply_op(&op, Position { view_id, seq }, woken, &mut effects);
+            let position = Position { view_id, seq };
+            self.apply_op(&op, position, &mut effects);
             if op.origin == self.cfg.name {
-                self.finish_own(&op, seq);
+                self.finish_own(&op, position);
             }
             self.order.retained.push_back(op);
             self.order.applied = seq;
@@ -303,27 +307,54 @@ impl Core {
 
     /// An own op was applied: it is no longer pending, and its permit is
     /// released once it is stable.
-    fn finish_own(&mut self, op: &Op, seq: u64) {
+    fn finish_own(&mut self, op: &Op, position: Position) {
         let at = self
             .order
             .pending
             .iter()
             .position(|(p, _)| p.origin_seq == op.origin_seq);
-        if let Some(at) = at {
-            // Ops are applied in submission order, so this is the front.
-            if let Some((_, holds)) = self.order.pending.remove(at) {
-                self.order.unstable_own.push_back((seq, holds));
+        // Ops are applied in submission order, so this is the front.
+        let Some((_, holds_permit)) = at.and_then(|at| self.order.pending.remove(at)) else {
+            return;
+        };
+        let ack = match &op.kind {
+            Some(OpKind::Publish(publish)) => {
+                self.by_name.get(&publish.sender).map(|id| (*id, position))
             }
-        }
+            _ => None,
+        };
+        self.order.unstable_own.push_back(OwnOp {
+            seq: position.seq,
+            holds_permit,
+            ack,
+        });
     }
 
-    fn apply_op(
-        &mut self,
-        op: &Op,
-        position: Position,
-        woken: &mut Vec<SessionId>,
-        effects: &mut QueueEffects,
-    ) {
+    /// Own ops up to `seq` (all of them with `None`) are done: give their
+    /// window permits back and acknowledge their publishes.
+    pub(super) fn finish_stable(&mut self, up_to: Option<u64>) {
+        let mut released = 0;
+        let mut woken = Vec::new();
+        while let Some(own) = self.order.unstable_own.front() {
+            if up_to.is_some_and(|stable| own.seq > stable) {
+                break;
+            }
+            let Some(own) = self.order.unstable_own.pop_front() else {
+                break;
+            };
+            released += usize::from(own.holds_permit);
+            if let Some((id, position)) = own.ack
+                && let Some(session) = self.sessions.get(&id)
+            {
+                session.acks.record(position);
+                woken.push(id);
+            }
+        }
+        self.release_permits(released);
+        self.wake_sessions(woken);
+    }
+
+    fn apply_op(&mut self, op: &Op, position: Position, effects: &mut QueueEffects) {
         let Some(kind) = &op.kind else { return };
         match kind {
             OpKind::Publish(publish) => {
@@ -333,12 +364,6 @@ impl Core {
                 } else {
                     None
                 };
-                if let Some(id) = sender_session
-                    && let Some(session) = self.sessions.get(&id)
-                {
-                    session.acks.record(position);
-                    woken.push(id);
-                }
                 let Some(locals) = self.local_members.get(&publish.group) else {
                     return;
                 };
@@ -446,8 +471,8 @@ impl Core {
         }
     }
 
-    /// Moves the stable point forward: forget retained ops and give window
-    /// permits back.
+    /// Moves the stable point forward: forget retained ops, give window
+    /// permits back and acknowledge stable publishes.
     pub(super) fn advance_stable(&mut self, stable: u64) {
         if stable <= self.order.stable {
             return;
@@ -459,15 +484,7 @@ impl Core {
         {
             self.order.retained.pop_front();
         }
-        let mut released = 0;
-        while let Some(&(seq, holds)) = self.order.unstable_own.front() {
-            if seq > keep_from {
-                break;
-            }
-            self.order.unstable_own.pop_front();
-            released += usize::from(holds);
-        }
-        self.release_permits(released);
+        self.finish_stable(Some(stable));
     }
 
     /// Gives `n` window permits back.

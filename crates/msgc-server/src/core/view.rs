@@ -333,10 +333,8 @@ impl Core {
         reasons: &std::collections::HashMap<String, i32>,
         incarnations: BTreeMap<String, u64>,
     ) {
-        let mut woken = Vec::new();
         let first = self.order.applied + 1;
-        self.apply_ops(self.view.id, first, tail, &mut woken);
-        self.wake_sessions(woken);
+        self.apply_ops(self.view.id, first, tail);
 
         // Announce each group whose membership differs from what this server had.
         let mut effects = super::order::QueueEffects::default();
@@ -403,13 +401,9 @@ impl Core {
         };
         self.phase = Phase::Normal;
         self.phase_since = Instant::now();
-        let finished: usize = self
-            .order
-            .unstable_own
-            .drain(..)
-            .map(|(_, holds)| usize::from(holds))
-            .sum();
-        self.release_permits(finished);
+        // Every survivor has now applied the old view's ops (the tails saw
+        // to it): own ops of the old view are done.
+        self.finish_stable(None);
         self.order.applied = 0;
         self.order.retained.clear();
         self.order.stable = 0;
