@@ -218,7 +218,7 @@ impl Events {
         Ok(frame)
     }
 
-    /// Publishes of this session acknowledged (sequenced) so far.
+    /// Publishes of this session acknowledged so far (ordered and held by every server of the view).
     pub fn acked(&self) -> u64 {
         self.acked
     }

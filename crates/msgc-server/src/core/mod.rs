@@ -71,11 +71,11 @@ pub struct SessionOpened {
     pub view_id: u64,
 }
 
-/// How far a session's publishes have been sequenced (written by the core,
+/// How far a session's publishes have been acknowledged (stable) (written by the core,
 /// read by the session's stream).
 #[derive(Debug, Default)]
 pub struct Acks {
-    /// Publishes sequenced so far.
+    /// Publishes acknowledged so far.
     pub count: AtomicU64,
     /// Position of the last one: view.
     pub view_id: AtomicU64,
@@ -91,12 +91,12 @@ impl Acks {
         self.count.fetch_add(1, Ordering::Release);
     }
 
-    /// Publishes sequenced so far.
+    /// Publishes acknowledged so far.
     pub fn count(&self) -> u64 {
         self.count.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Position of the last sequenced publish.
+    /// Position of the last acknowledged publish.
     pub fn last_position(&self) -> proto::msgc::v1::Position {
         use std::sync::atomic::Ordering;
         let _ = self.count.load(Ordering::Acquire);
