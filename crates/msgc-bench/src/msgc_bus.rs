@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use msgc_client::{Options, Session};
 use proto::msgc::v1::event;
@@ -124,20 +124,7 @@ pub async fn run(spec: &Spec, addrs: &[String], tag: &str) -> Result<Outcome> {
             Ok::<(), anyhow::Error>(())
         }));
     }
-    for s in senders {
-        match timeout_at(deadline, s).await {
-            Ok(r) => r??,
-            Err(_) => bail!("publishers did not finish within {:?}", spec.timeout),
-        }
-    }
-    let mut tallies = Vec::new();
-    for s in subs {
-        tallies.push(
-            timeout_at(deadline + Duration::from_secs(1), s)
-                .await
-                .map_err(|_| anyhow!("subscriber task stuck"))??,
-        );
-    }
+    let tallies = crate::workload::collect(senders, subs, deadline, spec.timeout).await?;
     for (session, drain) in pubs {
         drop(session);
         drain.abort();

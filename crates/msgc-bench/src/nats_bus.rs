@@ -125,20 +125,7 @@ pub async fn run(spec: &Spec, addrs: &[String], tag: &str) -> Result<Outcome> {
             Ok::<(), anyhow::Error>(())
         }));
     }
-    for s in senders {
-        match timeout_at(deadline, s).await {
-            Ok(r) => r??,
-            Err(_) => bail!("publishers did not finish within {:?}", spec.timeout),
-        }
-    }
-    let mut tallies = Vec::new();
-    for s in subs {
-        tallies.push(
-            timeout_at(deadline + Duration::from_secs(1), s)
-                .await
-                .map_err(|_| anyhow!("subscriber task stuck"))??,
-        );
-    }
+    let tallies = crate::workload::collect(senders, subs, deadline, spec.timeout).await?;
     let mut outcome = Outcome::from_tallies(tallies, t0);
     outcome.drop_notices = drops.load(Ordering::Relaxed);
     Ok(outcome)

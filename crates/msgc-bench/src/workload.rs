@@ -247,6 +247,33 @@ pub async fn pace(start: Instant, i: u64, rate: u64) {
     }
 }
 
+/// Waits for a run's publisher tasks (until `deadline`) and then its
+/// subscriber tasks (one second more), returning the subscribers' tallies.
+/// Shared by both buses so they are timed and failed the same way.
+pub async fn collect(
+    senders: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    subs: Vec<tokio::task::JoinHandle<Tally>>,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+) -> anyhow::Result<Vec<Tally>> {
+    use tokio::time::timeout_at;
+    for s in senders {
+        match timeout_at(deadline, s).await {
+            Ok(r) => r??,
+            Err(_) => anyhow::bail!("publishers did not finish within {limit:?}"),
+        }
+    }
+    let mut tallies = Vec::new();
+    for s in subs {
+        tallies.push(
+            timeout_at(deadline + Duration::from_secs(1), s)
+                .await
+                .map_err(|_| anyhow::anyhow!("subscriber task stuck"))??,
+        );
+    }
+    Ok(tallies)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
