@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{BIN, Bus, NodeProc, eventually, free_port, wait_serving};
 use proto::eccluster::v1::{InfoRequest, PingRequest};
-use service_kit::grpc::{Health, check_health};
+use service_kit::grpc::{Health, check_health, reflection_files_v1, reflection_services};
 
 const NODE: &str = "eccluster.v1.Node";
 
@@ -31,63 +31,28 @@ async fn binary_serves_health_reflection_and_the_node_service_and_stops_on_sigte
     let channel = msgc_client::channel(&addr, Duration::from_secs(2))
         .await
         .unwrap();
-    {
-        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-        let mut client = ServerReflectionClient::new(channel.clone());
-        let req = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut stream = client
-            .server_reflection_info(tokio_stream::iter([req]))
-            .await
-            .unwrap()
-            .into_inner();
-        let reply = stream.message().await.unwrap().unwrap();
-        let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
-            panic!("{reply:?}")
-        };
-        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    let names = reflection_services(&addr, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        !names.iter().any(|n| n.starts_with("msgc.")),
+        "reflection lists only what this node serves: {names:?}"
+    );
+    for want in [
+        NODE,
+        "eccluster.v1.Logs",
+        "eccluster.v1.Mover",
+        "grpc.health.v1.Health",
+    ] {
         assert!(
-            !names.iter().any(|n| n.starts_with("msgc.")),
-            "reflection lists only what this node serves: {names:?}"
-        );
-        for want in [
-            NODE,
-            "eccluster.v1.Logs",
-            "eccluster.v1.Mover",
-            "grpc.health.v1.Health",
-        ] {
-            assert!(
-                names.iter().any(|n| n == want),
-                "{want} missing from {names:?}"
-            );
-        }
-    }
-    {
-        use tonic_reflection::pb::v1::ServerReflectionRequest;
-        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-        let mut client = ServerReflectionClient::new(channel.clone());
-        let req = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol(NODE.into())),
-        };
-        let mut stream = client
-            .server_reflection_info(tokio_stream::iter([req]))
-            .await
-            .unwrap()
-            .into_inner();
-        let reply = stream.message().await.unwrap().unwrap();
-        assert!(
-            matches!(reply.message_response, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
-            "{reply:?}"
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
         );
     }
+    let files = reflection_files_v1(&addr, NODE, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(files > 0, "reflection v1 describes {}", NODE);
 
     // Info: who this node is and how it is linked to the bus.
     let mut client = proto::eccluster::v1::node_client::NodeClient::new(channel);

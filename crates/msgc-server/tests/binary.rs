@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use service_kit::grpc::{Health, check_health};
+use service_kit::grpc::{Health, check_health, reflection_files_v1, reflection_services};
 
 const BIN: &str = env!("CARGO_BIN_EXE_msgc-server");
 
@@ -76,63 +76,28 @@ async fn binary_serves_health_and_reflection_and_stops_on_sigterm() {
     let channel = msgc_client::channel(&addr, Duration::from_secs(2))
         .await
         .unwrap();
-    {
-        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-        let mut client = ServerReflectionClient::new(channel.clone());
-        let req = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut stream = client
-            .server_reflection_info(tokio_stream::iter([req]))
-            .await
-            .unwrap()
-            .into_inner();
-        let reply = stream.message().await.unwrap().unwrap();
-        let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
-            panic!("{reply:?}")
-        };
-        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    let names = reflection_services(&addr, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        !names.iter().any(|n| n.starts_with("eccluster.")),
+        "reflection lists only what this server serves: {names:?}"
+    );
+    for want in [
+        "msgc.v1.Bus",
+        "msgc.v1.Admin",
+        "msgc.v1.Mesh",
+        "grpc.health.v1.Health",
+    ] {
         assert!(
-            !names.iter().any(|n| n.starts_with("eccluster.")),
-            "reflection lists only what this server serves: {names:?}"
-        );
-        for want in [
-            "msgc.v1.Bus",
-            "msgc.v1.Admin",
-            "msgc.v1.Mesh",
-            "grpc.health.v1.Health",
-        ] {
-            assert!(
-                names.iter().any(|n| n == want),
-                "{want} missing from {names:?}"
-            );
-        }
-    }
-    {
-        use tonic_reflection::pb::v1::ServerReflectionRequest;
-        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-        let mut client = ServerReflectionClient::new(channel.clone());
-        let req = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::FileContainingSymbol("msgc.v1.Bus".into())),
-        };
-        let mut stream = client
-            .server_reflection_info(tokio_stream::iter([req]))
-            .await
-            .unwrap()
-            .into_inner();
-        let reply = stream.message().await.unwrap().unwrap();
-        assert!(
-            matches!(reply.message_response, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
-            "{reply:?}"
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
         );
     }
+    let files = reflection_files_v1(&addr, "msgc.v1.Bus", Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(files > 0, "reflection v1 describes {}", "msgc.v1.Bus");
 
     // One-shot publish works against the real binary.
     let mut bus = proto::msgc::v1::bus_client::BusClient::new(channel);

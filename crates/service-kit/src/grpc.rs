@@ -57,8 +57,30 @@ pub enum HealthCheckError {
         source: tonic::transport::Error,
     },
     /// The server answered with an error status (e.g. NOT_FOUND for an unknown service).
-    #[error("health check failed: {0}")]
+    #[error("probe failed: {0}")]
     Status(#[from] tonic::Status),
+}
+
+async fn connect(
+    addr: &str,
+    timeout: Duration,
+) -> Result<tonic::transport::Channel, HealthCheckError> {
+    let uri = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    let fail = |source| HealthCheckError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    tonic::transport::Endpoint::from_shared(uri)
+        .map_err(fail)?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect()
+        .await
+        .map_err(fail)
 }
 
 /// Asks `addr` (`host:port`) for the health of `service` (`""` = the whole server).
@@ -67,25 +89,7 @@ pub async fn check_health(
     service: &str,
     timeout: Duration,
 ) -> Result<Health, HealthCheckError> {
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
-    let endpoint = tonic::transport::Endpoint::from_shared(uri)
-        .map_err(|source| HealthCheckError::Connect {
-            addr: addr.to_owned(),
-            source,
-        })?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|source| HealthCheckError::Connect {
-            addr: addr.to_owned(),
-            source,
-        })?;
+    let channel = connect(addr, timeout).await?;
     let reply = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: service.to_owned(),
@@ -97,6 +101,65 @@ pub async fn check_health(
             Health::Serving
         } else {
             Health::NotServing
+        },
+    )
+}
+
+/// The services `addr` lists through reflection v1alpha, the version grpcurl
+/// 1.8.6 speaks (what `grpcurl -plaintext ADDR list` prints).
+pub async fn reflection_services(
+    addr: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, HealthCheckError> {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let mut client = ServerReflectionClient::new(connect(addr, timeout).await?);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await?
+        .into_inner();
+    match replies.message().await?.and_then(|r| r.message_response) {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
+        other => {
+            Err(tonic::Status::internal(format!("unexpected reflection answer: {other:?}")).into())
+        }
+    }
+}
+
+/// How many file descriptors reflection v1 returns for `symbol` (what newer
+/// tools ask to describe a service); 0 if it answers with anything else.
+pub async fn reflection_files_v1(
+    addr: &str,
+    symbol: &str,
+    timeout: Duration,
+) -> Result<usize, HealthCheckError> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut client = ServerReflectionClient::new(connect(addr, timeout).await?);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.to_owned())),
+    };
+    let mut replies = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await?
+        .into_inner();
+    Ok(
+        match replies.message().await?.and_then(|r| r.message_response) {
+            Some(MessageResponse::FileDescriptorResponse(files)) => {
+                files.file_descriptor_proto.len()
+            }
+            _ => 0,
         },
     )
 }
