@@ -6,92 +6,20 @@
 //! run, default 500000; `SIZE` payload bytes, default 128; `RATE` msgs/s for
 //! the paced latency run, default 20000; `BACKLOG` max_backlog, default 5000).
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msgc_client::{Options, Session};
 use proto::msgc::v1::event;
 
-const BIN: &str = env!("CARGO_BIN_EXE_msgc-server");
-
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Servers(Vec<Child>);
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn start_servers(dir: &std::path::Path, backlog: u64) -> (Servers, Vec<String>) {
-    let ports: Vec<u16> = (0..3)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
-    let peers: String = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("s{} = \"127.0.0.1:{p}\" ", i + 1))
-        .collect();
-    let mut children = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let path = dir.join(format!("s{}.conf", i + 1));
-        let mut f = std::fs::File::create(&path).unwrap();
-        write!(
-            f,
-            "msgc_server {{ peers = [ {peers}] keepalive_interval = 1 reconnect_interval = 1 max_backlog = {backlog} }}\n\
-             msgcserver_listener {{ Listen \"127.0.0.1:{port}\" {{ }} }}\n"
-        )
-        .unwrap();
-        children.push(
-            Command::new(BIN)
-                .args([
-                    "--config",
-                    path.to_str().unwrap(),
-                    "--name",
-                    &format!("s{}", i + 1),
-                ])
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-    }
-    (
-        Servers(children),
-        ports.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
-    )
-}
-
-async fn wait_ready(addrs: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for addr in addrs {
-        loop {
-            let ok = matches!(
-                service_kit::grpc::check_health(addr, "msgc.v1.Bus", Duration::from_secs(1)).await,
-                Ok(service_kit::grpc::Health::Serving)
-            );
-            if ok {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{addr} not ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
 struct RunResult {
@@ -212,9 +140,10 @@ async fn main() {
     let size = env_or("SIZE", 128) as usize;
     let rate = env_or("RATE", 20_000);
     let backlog = env_or("BACKLOG", 5000);
-    let dir = tempfile::tempdir().unwrap();
-    let (_servers, addrs) = start_servers(dir.path(), backlog);
-    wait_ready(&addrs).await;
+    let options = format!("keepalive_interval = 1 reconnect_interval = 1 max_backlog = {backlog}");
+    let cluster = common::ProcCluster::start_with(3, &options);
+    cluster.wait_view(&["s1", "s2", "s3"]).await;
+    let addrs = cluster.addrs.clone();
 
     // Warm-up.
     run(&addrs, "warmup", msgs.min(20_000), size, 0).await;

@@ -185,6 +185,11 @@ pub struct ProcCluster {
 
 impl ProcCluster {
     pub fn start(n: usize) -> Self {
+        Self::start_with(n, "keepalive_interval = 200ms reconnect_interval = 200ms")
+    }
+
+    /// Like [`ProcCluster::start`], with `options` in every `msgc_server { }`.
+    pub fn start_with(n: usize, options: &str) -> Self {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..n)
@@ -207,7 +212,7 @@ impl ProcCluster {
             let mut f = std::fs::File::create(&path).unwrap();
             write!(
                 f,
-                "msgc_server {{ peers = [ {peers}] keepalive_interval = 200ms reconnect_interval = 200ms }}\n\
+                "msgc_server {{ peers = [ {peers}] {options} }}\n\
                  msgcserver_listener {{ Listen \"127.0.0.1:{port}\" {{ }} }}\n"
             )
             .unwrap();
