@@ -198,9 +198,11 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
         .map(|(_, v)| v.as_str());
     let name = service_kit::node_name::resolve(source.name.as_deref(), env_name);
 
-    let server = root.scope("msgc_server");
-    let empty = root; // options fall back to defaults when the scope is absent
-    let scope = server.unwrap_or(empty);
+    let Some(scope) = root.scope("msgc_server") else {
+        return Err(ConfigError::Refused(
+            "msgc_server { peers = [ ... ] } is missing".to_owned(),
+        ));
+    };
     let diag = |d| ConfigError::Invalid(confparse::Diagnostics(vec![d]));
     let port: u16 = int_in(scope, "port", 1)?;
     let duration = |option: &str| -> Result<Duration, ConfigError> {

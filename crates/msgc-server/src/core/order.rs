@@ -295,9 +295,15 @@ impl Core {
         for (i, op) in ops.into_iter().enumerate() {
             let seq = first_seq + i as u64;
             let position = Position { view_id, seq };
-            self.apply_op(&op, position, &mut effects);
-            if op.origin == self.cfg.name {
-                self.finish_own(&op, position);
+            let own = op.origin == self.cfg.name;
+            // The local session that published it, if any (looked up once).
+            let sender = match &op.kind {
+                Some(OpKind::Publish(p)) if own => self.by_name.get(&p.sender).copied(),
+                _ => None,
+            };
+            self.apply_op(&op, position, sender, &mut effects);
+            if own {
+                self.finish_own(&op, position, sender);
             }
             self.order.retained.push_back(op);
             self.order.applied = seq;
@@ -307,7 +313,7 @@ impl Core {
 
     /// An own op was applied: it is no longer pending, and its permit is
     /// released once it is stable.
-    fn finish_own(&mut self, op: &Op, position: Position) {
+    fn finish_own(&mut self, op: &Op, position: Position, sender: Option<SessionId>) {
         let at = self
             .order
             .pending
@@ -317,12 +323,7 @@ impl Core {
         let Some((_, holds_permit)) = at.and_then(|at| self.order.pending.remove(at)) else {
             return;
         };
-        let ack = match &op.kind {
-            Some(OpKind::Publish(publish)) => {
-                self.by_name.get(&publish.sender).map(|id| (*id, position))
-            }
-            _ => None,
-        };
+        let ack = sender.map(|id| (id, position));
         self.order.unstable_own.push_back(OwnOp {
             seq: position.seq,
             holds_permit,
@@ -354,16 +355,16 @@ impl Core {
         self.wake_sessions(woken);
     }
 
-    fn apply_op(&mut self, op: &Op, position: Position, effects: &mut QueueEffects) {
+    fn apply_op(
+        &mut self,
+        op: &Op,
+        position: Position,
+        sender_session: Option<SessionId>,
+        effects: &mut QueueEffects,
+    ) {
         let Some(kind) = &op.kind else { return };
         match kind {
             OpKind::Publish(publish) => {
-                let from_here = op.origin == self.cfg.name;
-                let sender_session = if from_here {
-                    self.by_name.get(&publish.sender).copied()
-                } else {
-                    None
-                };
                 let Some(locals) = self.local_members.get(&publish.group) else {
                     return;
                 };
