@@ -262,6 +262,17 @@ async fn rotation_while_following_and_a_crash_lose_nothing_and_repeat_nothing() 
             puller.pull(&mut client, "mainlog", "master", true).await
         })
     };
+    // What the output and the log files hold, for a wait that times out.
+    let progress = |n: usize, writer_done: bool| {
+        let files: Vec<(String, usize)> = std::fs::read_dir(log.parent().unwrap())
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                (p.display().to_string(), lines_in(&p))
+            })
+            .collect();
+        format!("{n} lines; writer done: {writer_done}; log files {files:?}")
+    };
     let first = follow(out.clone(), client.clone());
     let crash_at = rng.range(1000, 3000) as usize;
     eventually("the follower to store some records", || async {
@@ -269,17 +280,7 @@ async fn rotation_while_following_and_a_crash_lose_nothing_and_repeat_nothing() 
         if n >= crash_at {
             Ok(())
         } else {
-            let files: Vec<(String, usize)> = std::fs::read_dir(log.parent().unwrap())
-                .unwrap()
-                .map(|e| {
-                    let p = e.unwrap().path();
-                    (p.display().to_string(), lines_in(&p))
-                })
-                .collect();
-            Err(format!(
-                "{n} lines; writer done: {}; log files {files:?}",
-                writer.is_finished()
-            ))
+            Err(progress(n, writer.is_finished()))
         }
     })
     .await;
@@ -297,17 +298,7 @@ async fn rotation_while_following_and_a_crash_lose_nothing_and_repeat_nothing() 
         if n >= TOTAL {
             Ok(())
         } else {
-            let files: Vec<(String, usize)> = std::fs::read_dir(log.parent().unwrap())
-                .unwrap()
-                .map(|e| {
-                    let p = e.unwrap().path();
-                    (p.display().to_string(), lines_in(&p))
-                })
-                .collect();
-            Err(format!(
-                "{n} lines; writer done: {}; log files {files:?}",
-                writer.is_finished()
-            ))
+            Err(progress(n, writer.is_finished()))
         }
     })
     .await;
