@@ -41,15 +41,6 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// A single-server bus named `name` with every default, listening on
-    /// `:4809` (the embedded default when no file is given).
-    pub fn single(name: &str) -> Self {
-        Self::with_peers(
-            name,
-            [(name.to_owned(), format!("127.0.0.1:{DEFAULT_PORT}"))].into(),
-        )
-    }
-
     /// A bus of `peers` with every default timer; `name` is this server.
     pub fn with_peers(name: &str, peers: BTreeMap<String, String>) -> Self {
         Self {

@@ -50,14 +50,6 @@ pub fn private_name(client: &str, server: &str) -> String {
     format!("#{client}#{server}")
 }
 
-/// The server part of a private name, if it has one.
-pub fn server_of(private_name: &str) -> Option<&str> {
-    private_name
-        .strip_prefix('#')?
-        .split_once('#')
-        .map(|(_, server)| server)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,7 +70,5 @@ mod tests {
         assert!(check_client("").is_err());
         let name = private_name("ec0-20768", "pono");
         assert_eq!(name, "#ec0-20768#pono");
-        assert_eq!(server_of(&name), Some("pono"));
-        assert_eq!(server_of("nohash"), None);
     }
 }
