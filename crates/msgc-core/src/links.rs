@@ -1,0 +1,277 @@
+//! Links, keepalives, rows and components: who this server can talk to, what
+//! it tells everyone about that, and which servers may form a view together
+//! [rules 7-9].
+
+use std::collections::BTreeSet;
+
+use crate::ids::{LinkId, ServerId, ServerName};
+use crate::msg::{PeerMsg, Row};
+use crate::{Core, Effect, Time};
+
+/// A live, handshaken peer link.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub id: LinkId,
+    pub peer: ServerId,
+    pub last_recv: Time,
+    pub last_sent: Time,
+    pub rtt_us: u64,
+}
+
+impl Core {
+    pub(crate) fn on_link_up(&mut self, peer: ServerId, id: LinkId) {
+        if peer.name == self.me.name || !self.cfg.peers.contains(&peer.name) {
+            return;
+        }
+        if let Some(old) = self.links.get(&peer.name) {
+            let reason = "replaced by a newer link".to_owned();
+            self.effects.push(Effect::CloseLink {
+                peer: peer.name.clone(),
+                link: old.id,
+                reason,
+            });
+        }
+        tracing::debug!(me = ?self.me, ?peer, link = id.0, "link up");
+        let name = peer.name.clone();
+        self.links.insert(
+            name.clone(),
+            Link {
+                id,
+                peer,
+                last_recv: self.now,
+                last_sent: self.now,
+                rtt_us: 0,
+            },
+        );
+        self.update_row();
+        // The newcomer learns every row known here.
+        let rows: Vec<Row> = self.rows.values().cloned().collect();
+        self.send(&name, PeerMsg::Rows(rows));
+        self.on_connectivity_changed();
+    }
+
+    pub(crate) fn on_link_down(&mut self, peer: &ServerName, id: LinkId) {
+        if self.links.get(peer).is_some_and(|l| l.id == id) {
+            self.drop_link(peer, "link closed");
+        }
+    }
+
+    /// Forgets a link (asking the driver to close it) and reacts.
+    pub(crate) fn drop_link(&mut self, peer: &ServerName, reason: &str) {
+        let Some(link) = self.links.remove(peer) else {
+            return;
+        };
+        tracing::debug!(me = ?self.me, %peer, reason, "link down");
+        self.effects.push(Effect::CloseLink {
+            peer: peer.clone(),
+            link: link.id,
+            reason: reason.to_owned(),
+        });
+        self.update_row();
+        self.on_link_lost(&link.peer);
+        self.on_connectivity_changed();
+    }
+
+    /// Queues a message for a peer on its current link.
+    pub(crate) fn send(&mut self, peer: &ServerName, msg: PeerMsg) {
+        let Some(link) = self.links.get_mut(peer) else {
+            return;
+        };
+        link.last_sent = self.now;
+        self.effects.push(Effect::Send {
+            to: peer.clone(),
+            link: link.id,
+            msg,
+        });
+    }
+
+    /// Messages from a peer, on link `id`.
+    pub(crate) fn on_peer(&mut self, peer: &ServerName, id: LinkId, msgs: Vec<PeerMsg>) {
+        let from = match self.links.get_mut(peer) {
+            Some(link) if link.id == id => {
+                link.last_recv = self.now;
+                link.peer.clone()
+            }
+            _ => return,
+        };
+        for msg in msgs {
+            // A message may have dropped the link (a gap): ignore the rest.
+            if !self.links.get(peer).is_some_and(|l| l.id == id) {
+                return;
+            }
+            self.on_peer_msg(&from, msg);
+        }
+    }
+
+    fn on_peer_msg(&mut self, from: &ServerId, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Keepalive { sent_us, echo_us } => self.on_keepalive(from, sent_us, echo_us),
+            PeerMsg::Rows(rows) => self.on_rows(from, rows),
+            PeerMsg::Submit { view, ops } => self.on_submit(from, &view, ops),
+            PeerMsg::Sequenced {
+                view,
+                first,
+                ops,
+                stable,
+            } => self.on_sequenced(from, &view, first, ops, stable),
+            PeerMsg::Progress { view, received } => self.on_progress(from, &view, received),
+            PeerMsg::Propose { view } => self.on_propose(from, view),
+            PeerMsg::Flush(state) => self.on_flush(from, *state),
+            PeerMsg::Refuse { proposal, known } => self.on_refuse(from, &proposal, known),
+            PeerMsg::Install { roll, record } => self.on_install(from, roll, *record),
+            PeerMsg::InstallAck { view } => self.on_install_ack(from, &view),
+            PeerMsg::Commit { view } => self.on_commit(from, &view),
+        }
+    }
+
+    fn micros(&self) -> u64 {
+        u64::try_from(self.now.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Keepalives on quiet links (every half interval); links silent for
+    /// 1.5 intervals are dropped.
+    pub(crate) fn check_links(&mut self) {
+        let interval = self.cfg.keepalive_interval;
+        let (silent_after, quiet_after) = (interval * 3 / 2, interval / 2);
+        let mut silent = Vec::new();
+        let mut quiet = Vec::new();
+        for (name, link) in &self.links {
+            if self.now.saturating_sub(link.last_recv) > silent_after {
+                silent.push(name.clone());
+            } else if self.now.saturating_sub(link.last_sent) >= quiet_after {
+                quiet.push(name.clone());
+            }
+        }
+        for name in silent {
+            self.drop_link(&name, "no traffic for 1.5 keepalive intervals");
+        }
+        let sent_us = self.micros();
+        for name in quiet {
+            self.send(
+                &name,
+                PeerMsg::Keepalive {
+                    sent_us,
+                    echo_us: 0,
+                },
+            );
+        }
+    }
+
+    fn on_keepalive(&mut self, from: &ServerId, sent_us: u64, echo_us: u64) {
+        if echo_us == 0 {
+            let reply = PeerMsg::Keepalive {
+                sent_us: 0,
+                echo_us: sent_us.max(1),
+            };
+            self.send(&from.name, reply);
+        } else {
+            let now = self.micros();
+            if let Some(link) = self.links.get_mut(&from.name) {
+                link.rtt_us = now.saturating_sub(echo_us);
+            }
+        }
+    }
+
+    /// Rebuilds this server's row; floods it if it changed [rule 7].
+    pub(crate) fn update_row(&mut self) {
+        let links: Vec<ServerId> = self.links.values().map(|l| l.peer.clone()).collect();
+        let answered = self.answered.as_ref().map(|(v, _)| v.clone());
+        if let Some(row) = self.rows.get(&self.me.name)
+            && row.server == self.me
+            && row.links == links
+            && row.view == self.view.id
+            && row.answered == answered
+        {
+            return;
+        }
+        self.row_version += 1;
+        let row = Row {
+            server: self.me.clone(),
+            version: self.row_version,
+            view: self.view.id.clone(),
+            answered,
+            links,
+        };
+        self.rows.insert(self.me.name.clone(), row.clone());
+        self.flood(None, vec![row]);
+    }
+
+    fn flood(&mut self, except: Option<&ServerName>, rows: Vec<Row>) {
+        let names: Vec<ServerName> = self
+            .links
+            .keys()
+            .filter(|n| Some(*n) != except)
+            .cloned()
+            .collect();
+        for name in names {
+            self.send(&name, PeerMsg::Rows(rows.clone()));
+        }
+    }
+
+    fn on_rows(&mut self, from: &ServerId, rows: Vec<Row>) {
+        let mut newer = Vec::new();
+        for row in rows {
+            if row.server.name == self.me.name || !self.cfg.peers.contains(&row.server.name) {
+                continue;
+            }
+            let is_newer = self.rows.get(&row.server.name).is_none_or(|known| {
+                (row.server.incarnation, row.version) > (known.server.incarnation, known.version)
+            });
+            // A linked peer's own row is authoritative for its incarnation.
+            let stale_peer = self
+                .links
+                .get(&row.server.name)
+                .is_some_and(|l| l.peer.incarnation != row.server.incarnation);
+            if is_newer && !stale_peer {
+                self.rows.insert(row.server.name.clone(), row.clone());
+                newer.push(row);
+            }
+        }
+        if !newer.is_empty() {
+            for row in &newer {
+                if self.max_view < row.view {
+                    self.max_view = row.view.clone();
+                }
+            }
+            self.flood(Some(&from.name), newer);
+            self.on_connectivity_changed();
+        }
+    }
+
+    /// `u–v` are connected when both rows list each other [rule 8].
+    fn connected(&self, u: &Row, v: &Row) -> bool {
+        u.links.contains(&v.server) && v.links.contains(&u.server)
+    }
+
+    /// This server's component: the clique it falls in when every known
+    /// server is placed greedily in name order [rule 9]. Sorted by name.
+    pub(crate) fn component(&self) -> Vec<ServerId> {
+        let rows: Vec<&Row> = self.rows.values().collect();
+        let mut placed: BTreeSet<usize> = BTreeSet::new();
+        for start in 0..rows.len() {
+            if placed.contains(&start) {
+                continue;
+            }
+            let mut clique = vec![start];
+            for next in start + 1..rows.len() {
+                if !placed.contains(&next)
+                    && clique.iter().all(|&c| self.connected(rows[c], rows[next]))
+                {
+                    clique.push(next);
+                }
+            }
+            placed.extend(clique.iter().copied());
+            if clique.iter().any(|&c| rows[c].server == self.me) {
+                return clique.iter().map(|&c| rows[c].server.clone()).collect();
+            }
+        }
+        vec![self.me.clone()]
+    }
+
+    /// The row of a server, if known.
+    pub(crate) fn row_of(&self, id: &ServerId) -> Option<&Row> {
+        self.rows.get(&id.name).filter(|r| &r.server == id)
+    }
+}

@@ -1,0 +1,173 @@
+//! Server-to-server messages, as domain types (the driver encodes them).
+
+use std::collections::BTreeMap;
+
+use crate::groups::GroupTable;
+use crate::ids::{Seq, ServerId, ViewId};
+use crate::op::Op;
+
+/// A server view: id and members (sorted by name; the first coordinates).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    /// Its id.
+    pub id: ViewId,
+    /// Its members, sorted.
+    pub members: Vec<ServerId>,
+}
+
+impl View {
+    /// The coordinator (lowest name).
+    pub fn coordinator(&self) -> &ServerId {
+        &self.members[0]
+    }
+
+    /// True if the server is a member.
+    pub fn contains(&self, id: &ServerId) -> bool {
+        self.members.iter().any(|m| m == id)
+    }
+}
+
+/// What a server tells everyone about itself (flooded; the newest wins).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Whose row.
+    pub server: ServerId,
+    /// Grows with every change of this row.
+    pub version: u64,
+    /// The server's current view.
+    pub view: ViewId,
+    /// The proposal it answered and has not yet seen installed, if any.
+    pub answered: Option<ViewId>,
+    /// Servers it has a live link with.
+    pub links: Vec<ServerId>,
+}
+
+/// Where one member comes from into a new view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// The view it leaves.
+    pub from: ViewId,
+    /// It delivers that view's ops up to here, and drops the rest.
+    pub cut: Seq,
+}
+
+/// How a view was formed: enough for a member that missed its install to
+/// catch up through it (roll forward).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallRecord {
+    /// The new view.
+    pub view: View,
+    /// Per member: the view it leaves and that view's cut.
+    pub sources: BTreeMap<ServerId, Source>,
+    /// The group table the view starts with.
+    pub table: GroupTable,
+}
+
+/// A member's answer to a proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlushState {
+    /// The proposal answered.
+    pub proposal: ViewId,
+    /// The member's current view.
+    pub current: ViewId,
+    /// Install records of views it went through that have not started
+    /// (oldest first; the last is `current` if it has not started).
+    pub records: Vec<InstallRecord>,
+    /// Ops of `current` delivered (1..=delivered).
+    pub delivered: Seq,
+    /// Ops of `current` held (1..=received).
+    pub received: Seq,
+    /// The group table after `delivered`.
+    pub table: GroupTable,
+    /// Joins and leaves it holds in `(delivered, received]`, with their seqs.
+    pub membership: Vec<(Seq, Op)>,
+}
+
+/// A server-to-server message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerMsg {
+    /// Liveness and round-trip time on a quiet link.
+    Keepalive {
+        /// Sender's clock (µs) when sent; echoed back in `echo_us`.
+        sent_us: u64,
+        /// The echoed clock, or 0 for a request.
+        echo_us: u64,
+    },
+    /// Rows (the sender's and ones it relays).
+    Rows(Vec<Row>),
+    /// Origin -> coordinator: ops to sequence, in submission order.
+    Submit {
+        /// The view they are for.
+        view: ViewId,
+        /// The ops.
+        ops: Vec<Op>,
+    },
+    /// Coordinator -> members: ops in their final order.
+    Sequenced {
+        /// The view.
+        view: ViewId,
+        /// `ops[i]` has seq `first + i`.
+        first: Seq,
+        /// The ops.
+        ops: Vec<Op>,
+        /// Every member holds everything up to here: deliver it.
+        stable: Seq,
+    },
+    /// Member -> coordinator: it holds every op up to `received`.
+    Progress {
+        /// The view.
+        view: ViewId,
+        /// How far it holds.
+        received: Seq,
+    },
+    /// Proposer -> members: stop, and report your state.
+    Propose {
+        /// The proposed view.
+        view: View,
+    },
+    /// Member -> proposer.
+    Flush(Box<FlushState>),
+    /// Member -> proposer: this proposal is not answered.
+    Refuse {
+        /// The proposal refused.
+        proposal: ViewId,
+        /// The highest view id the member knows.
+        known: ViewId,
+    },
+    /// Proposer -> member: catch up through `roll`, then enter `record.view`.
+    Install {
+        /// Views the member missed the install of, oldest first.
+        roll: Vec<InstallRecord>,
+        /// The new view.
+        record: Box<InstallRecord>,
+    },
+    /// Member -> proposer: installed.
+    InstallAck {
+        /// The view.
+        view: ViewId,
+    },
+    /// Proposer -> members: every member installed; the view starts.
+    Commit {
+        /// The view.
+        view: ViewId,
+    },
+}
+
+impl PeerMsg {
+    /// Bytes this message weighs in a peer queue (roughly its encoded size).
+    pub fn weight(&self) -> usize {
+        match self {
+            PeerMsg::Submit { ops, .. } | PeerMsg::Sequenced { ops, .. } => {
+                32 + ops.iter().map(|o| o.kind.weight()).sum::<usize>()
+            }
+            PeerMsg::Rows(rows) => rows.iter().map(|r| 48 + 24 * r.links.len()).sum(),
+            PeerMsg::Flush(f) => {
+                256 + f.table.len() * 128 + f.membership.len() * 128 + f.records.len() * 256
+            }
+            PeerMsg::Install { roll, record } => {
+                256 + (roll.len() + 1) * (128 + record.table.len() * 128)
+            }
+            _ => 32,
+        }
+    }
+}

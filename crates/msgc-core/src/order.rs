@@ -1,0 +1,349 @@
+//! The total order within a view [rules 1-6]: origins submit their ops to the
+//! coordinator, which numbers them and sends them to every member; members
+//! report how far they hold the stream; the coordinator announces the stable
+//! point (held by every member); members deliver only stable ops.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::ids::{Position, Seq, ServerId, SessionId, ViewId};
+use crate::msg::{PeerMsg, View};
+use crate::op::{ChangeKind, Event, GroupView, Op, OpKind};
+use crate::{Core, Effect, Pending};
+
+/// Order bookkeeping of the current view (reset when a view starts).
+#[derive(Debug, Default)]
+pub(crate) struct Order {
+    /// Ops `1..=delivered` have been delivered here.
+    pub delivered: Seq,
+    /// Ops held but not delivered: `(delivered, delivered + held.len()]`.
+    pub held: VecDeque<Op>,
+    /// The stable point this server knows.
+    pub stable: Seq,
+    /// How far this server last reported holding.
+    pub reported: Seq,
+    /// Own ops to submit at the end of the turn (members).
+    pub unsent: Vec<Op>,
+    /// This server sequences the view.
+    pub coordinator: bool,
+    /// Last seq given out (coordinator).
+    pub last_seq: Seq,
+    /// Ops to number at the end of the turn (coordinator).
+    pub to_sequence: Vec<Op>,
+    /// How far each other member holds (coordinator).
+    pub progress: BTreeMap<ServerId, Seq>,
+    /// Stable point last announced (coordinator).
+    pub announced: Seq,
+}
+
+impl Order {
+    /// A fresh order for a view that starts.
+    pub fn start(&mut self, view: &View, me: &ServerId) {
+        *self = Order {
+            coordinator: view.coordinator() == me,
+            progress: view
+                .members
+                .iter()
+                .filter(|m| *m != me)
+                .map(|m| (m.clone(), 0))
+                .collect(),
+            ..Order::default()
+        };
+    }
+
+    /// Ops `1..=received` are held (or delivered) here.
+    pub fn received(&self) -> Seq {
+        self.delivered + self.held.len() as Seq
+    }
+}
+
+impl Core {
+    /// Submits an op of this server's own (from `session`, holding a permit
+    /// or not); it goes out at the end of the turn if the view is active,
+    /// otherwise once a view starts.
+    pub(crate) fn submit(&mut self, kind: OpKind, session: Option<SessionId>, permit: bool) {
+        self.next_origin_seq += 1;
+        let op = Op {
+            origin: self.me.clone(),
+            origin_seq: self.next_origin_seq,
+            kind,
+        };
+        if self.is_active() {
+            self.queue_for_order(op.clone());
+        }
+        self.pending.push_back(Pending {
+            op,
+            session,
+            permit,
+        });
+    }
+
+    fn queue_for_order(&mut self, op: Op) {
+        if self.order.coordinator {
+            self.order.to_sequence.push(op);
+        } else {
+            self.order.unsent.push(op);
+        }
+    }
+
+    /// Every own op not yet delivered goes to the new view's order, in
+    /// submission order [rule 14: ops above a cut are resubmitted].
+    pub(crate) fn resubmit_pending(&mut self) {
+        let ops: Vec<Op> = self.pending.iter().map(|p| p.op.clone()).collect();
+        for op in ops {
+            self.queue_for_order(op);
+        }
+    }
+
+    pub(crate) fn on_submit(&mut self, from: &ServerId, view: &ViewId, ops: Vec<Op>) {
+        if self.is_active()
+            && self.order.coordinator
+            && *view == self.view.id
+            && self.view.contains(from)
+        {
+            self.order.to_sequence.extend(ops);
+        }
+        // Otherwise the origin resubmits them once a new view starts.
+    }
+
+    /// End of a turn: members submit and report; the coordinator numbers
+    /// what arrived and announces the stable point.
+    pub(crate) fn end_turn(&mut self) {
+        if !self.is_active() {
+            return;
+        }
+        if self.order.coordinator {
+            self.sequence();
+            return;
+        }
+        let coordinator = self.view.coordinator().name.clone();
+        if !self.order.unsent.is_empty() {
+            let ops = std::mem::take(&mut self.order.unsent);
+            let view = self.view.id.clone();
+            self.send(&coordinator, PeerMsg::Submit { view, ops });
+        }
+        let received = self.order.received();
+        if self.congested.is_empty() && received > self.order.reported {
+            self.order.reported = received;
+            let view = self.view.id.clone();
+            self.send(&coordinator, PeerMsg::Progress { view, received });
+        }
+    }
+
+    /// Coordinator: number this turn's ops, move the stable point, send.
+    fn sequence(&mut self) {
+        let ops = std::mem::take(&mut self.order.to_sequence);
+        let first = self.order.last_seq + 1;
+        self.order.last_seq += ops.len() as Seq;
+        self.order.held.extend(ops.iter().cloned());
+        if self.congested.is_empty() {
+            self.order.reported = self.order.received();
+        }
+        let stable = self
+            .order
+            .progress
+            .values()
+            .copied()
+            .chain([self.order.reported])
+            .min()
+            .unwrap_or(0);
+        if ops.is_empty() && stable <= self.order.announced {
+            return;
+        }
+        self.order.announced = stable;
+        let msg = PeerMsg::Sequenced {
+            view: self.view.id.clone(),
+            first,
+            ops,
+            stable,
+        };
+        let others: Vec<_> = self.order.progress.keys().map(|m| m.name.clone()).collect();
+        for peer in others {
+            self.send(&peer, msg.clone());
+        }
+        self.order.stable = stable;
+        self.deliver_upto(stable);
+    }
+
+    pub(crate) fn on_sequenced(
+        &mut self,
+        from: &ServerId,
+        view: &ViewId,
+        first: Seq,
+        ops: Vec<Op>,
+        stable: Seq,
+    ) {
+        let current = self.is_active()
+            && *view == self.view.id
+            && self.view.coordinator() == from
+            && !self.order.coordinator;
+        if !current {
+            return;
+        }
+        if !ops.is_empty() && first != self.order.received() + 1 {
+            // Links are FIFO: a gap means a lost link state; only a new view
+            // is safe.
+            tracing::error!(me = ?self.me, expected = self.order.received() + 1, first, "gap in the order");
+            self.drop_link(&from.name, "gap in the sequenced stream");
+            return;
+        }
+        self.order.held.extend(ops);
+        self.order.stable = self.order.stable.max(stable);
+        self.deliver_upto(self.order.stable);
+    }
+
+    pub(crate) fn on_progress(&mut self, from: &ServerId, view: &ViewId, received: Seq) {
+        if !self.is_active() || *view != self.view.id || !self.order.coordinator {
+            return;
+        }
+        if let Some(seen) = self.order.progress.get_mut(from) {
+            *seen = (*seen).max(received);
+        }
+    }
+
+    /// Delivers held ops up to `seq` (or as far as held).
+    pub(crate) fn deliver_upto(&mut self, seq: Seq) {
+        while self.order.delivered < seq {
+            let Some(op) = self.order.held.pop_front() else {
+                break;
+            };
+            self.order.delivered += 1;
+            let position = Position {
+                epoch: self.view.id.epoch,
+                seq: self.order.delivered,
+            };
+            self.deliver_op(op, position);
+        }
+    }
+
+    /// Delivers one op to local sessions (skipping a duplicate [rule 5]),
+    /// and finishes it if it is this server's own.
+    fn deliver_op(&mut self, op: Op, position: Position) {
+        let last = self.delivered_from.entry(op.origin.clone()).or_insert(0);
+        if op.origin_seq <= *last {
+            tracing::warn!(me = ?self.me, origin = ?op.origin, seq = op.origin_seq, "duplicate op skipped");
+            return;
+        }
+        *last = op.origin_seq;
+        let own = if op.origin == self.me {
+            self.finish_own(op.origin_seq)
+        } else {
+            None
+        };
+        let own_session = own.as_ref().and_then(|p| p.session);
+        match op.kind {
+            OpKind::Publish {
+                group,
+                sender,
+                payload,
+            } => {
+                let event = Event::Delivery {
+                    group: group.clone(),
+                    sender,
+                    payload,
+                    position,
+                    origin: (op.origin, op.origin_seq),
+                };
+                self.deliver_to_group(&group, own_session, event);
+                if let Some(session) = own_session
+                    && self.sessions.contains_key(&session)
+                {
+                    self.effects.push(Effect::Acked { session, position });
+                }
+            }
+            OpKind::Join { group, member } => self.apply_join(group, member, position),
+            OpKind::Leave { group, key, reason } => self.apply_leave(group, key, reason, position),
+        }
+        if own.is_some_and(|p| p.permit) {
+            self.release_permits(1);
+        }
+    }
+
+    /// The pending entry of an own op being delivered (ops are delivered in
+    /// submission order, so it is the front).
+    fn finish_own(&mut self, origin_seq: u64) -> Option<Pending> {
+        while let Some(front) = self.pending.front() {
+            if front.op.origin_seq > origin_seq {
+                return None;
+            }
+            let front = self.pending.pop_front()?;
+            if front.op.origin_seq == origin_seq {
+                return Some(front);
+            }
+            tracing::error!(me = ?self.me, seq = front.op.origin_seq, "own op overtaken");
+            if front.permit {
+                self.release_permits(1);
+            }
+        }
+        None
+    }
+
+    fn deliver_to_group(&mut self, group: &str, sender: Option<SessionId>, event: Event) {
+        let Some(locals) = self.local_members.get(group) else {
+            return;
+        };
+        for &id in locals {
+            let skip =
+                Some(id) == sender && self.sessions.get(&id).is_some_and(|s| s.no_self_delivery);
+            if !skip {
+                self.effects.push(Effect::Deliver {
+                    session: id,
+                    event: event.clone(),
+                });
+            }
+        }
+    }
+
+    fn apply_join(&mut self, group: String, member: crate::op::Member, position: Position) {
+        let name = member.private_name.clone();
+        let local = (member.key.server == self.me
+            && self.sessions.contains_key(&member.key.session))
+        .then_some(member.key.session);
+        let Some(state) = self.groups.join(&group, member) else {
+            return;
+        };
+        let view = GroupView {
+            group: group.clone(),
+            gid: state.gid,
+            change: ChangeKind::Join,
+            members: state.members.clone(),
+            changed: vec![name],
+            position,
+        };
+        if let Some(id) = local {
+            self.local_members
+                .entry(group.clone())
+                .or_default()
+                .push(id);
+        }
+        self.deliver_to_group(&group, None, Event::View(view));
+    }
+
+    fn apply_leave(
+        &mut self,
+        group: String,
+        key: crate::ids::MemberKey,
+        reason: ChangeKind,
+        position: Position,
+    ) {
+        let Some((state, gone)) = self.groups.leave(&group, &key) else {
+            return;
+        };
+        if key.server == self.me
+            && let Some(locals) = self.local_members.get_mut(&group)
+        {
+            locals.retain(|s| *s != key.session);
+            if locals.is_empty() {
+                self.local_members.remove(&group);
+            }
+        }
+        let view = GroupView {
+            group: group.clone(),
+            gid: state.gid,
+            change: reason,
+            members: state.members,
+            changed: vec![gone.private_name],
+            position,
+        };
+        self.deliver_to_group(&group, None, Event::View(view));
+    }
+}

@@ -1,0 +1,229 @@
+//! The proposer's computation of an install, as a pure function of the
+//! members' flush states [rules 13-15]:
+//!
+//! 1. **Roll forward**: a member still in a view that a reported install
+//!    record lists as its source is first taken through that record (its cut,
+//!    then its table), repeatedly. So members that did and did not receive an
+//!    install agree on it (Derecho's takeover reuses the predecessor's trim).
+//! 2. **Sides**: members grouped by (rolled) view. A side's cut is the lowest
+//!    `received` of its members: everyone holds it, nobody delivered past it.
+//! 3. **Table**: each side's table at its cut, merged with each member taken
+//!    from its own server's side; a group whose member list changes anywhere
+//!    gets a gid above every gid any side used.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::groups::{Group, GroupTable};
+use crate::ids::{Seq, ServerId, ViewId};
+use crate::msg::{FlushState, InstallRecord, Source, View};
+use crate::op::{Member, Op};
+
+/// Why states cannot be combined (a broken invariant: the proposal fails).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A member of the proposal did not answer.
+    #[error("no flush state from {0:?}")]
+    Missing(ServerId),
+    /// A cut outside what a member holds or past what it delivered.
+    #[error("cut {cut} of {view:?} outside [{delivered}, {received}] of {member:?}")]
+    CutOutOfRange {
+        /// The member.
+        member: ServerId,
+        /// Its view.
+        view: ViewId,
+        /// The cut.
+        cut: Seq,
+        /// What it delivered.
+        delivered: Seq,
+        /// What it holds.
+        received: Seq,
+    },
+}
+
+/// What the proposer sends: per member, the records to roll through first,
+/// and the new view's record (the same for everyone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The new view's install record.
+    pub record: InstallRecord,
+    /// Per member, records it must roll forward through first.
+    pub roll: BTreeMap<ServerId, Vec<InstallRecord>>,
+}
+
+/// A member's state after rolling forward.
+#[derive(Debug, Clone)]
+struct Effective {
+    view: ViewId,
+    delivered: Seq,
+    received: Seq,
+    table: GroupTable,
+    membership: Vec<(Seq, Op)>,
+    roll: Vec<InstallRecord>,
+}
+
+/// Computes the install of `view` from every member's flush state.
+pub fn plan(view: &View, states: &BTreeMap<ServerId, FlushState>) -> Result<Plan, PlanError> {
+    let records: BTreeMap<ViewId, &InstallRecord> = states
+        .values()
+        .flat_map(|s| s.records.iter())
+        .map(|r| (r.view.id.clone(), r))
+        .collect();
+    let mut members = BTreeMap::new();
+    for m in &view.members {
+        let state = states.get(m).ok_or_else(|| PlanError::Missing(m.clone()))?;
+        members.insert(m.clone(), roll_forward(m, state, &records)?);
+    }
+    let mut sides: BTreeMap<ViewId, Vec<ServerId>> = BTreeMap::new();
+    for (m, e) in &members {
+        sides.entry(e.view.clone()).or_default().push(m.clone());
+    }
+    let mut sources = BTreeMap::new();
+    let mut tables = BTreeMap::new();
+    for (side, servers) in &sides {
+        let (cut, table) = side_cut(servers, &members)?;
+        for m in servers {
+            let from = side.clone();
+            sources.insert(m.clone(), Source { from, cut });
+        }
+        tables.insert(side.clone(), table);
+    }
+    let proposer_side = members[view.coordinator()].view.clone();
+    let table = merge_tables(&proposer_side, &sides, &tables);
+    let record = InstallRecord {
+        view: view.clone(),
+        sources,
+        table,
+    };
+    let roll = members.into_iter().map(|(m, e)| (m, e.roll)).collect();
+    Ok(Plan { record, roll })
+}
+
+/// Takes a member through every reported record that lists its current view
+/// as its source, highest first.
+fn roll_forward(
+    member: &ServerId,
+    state: &FlushState,
+    records: &BTreeMap<ViewId, &InstallRecord>,
+) -> Result<Effective, PlanError> {
+    let mut e = Effective {
+        view: state.current.clone(),
+        delivered: state.delivered,
+        received: state.received,
+        table: state.table.clone(),
+        membership: state.membership.clone(),
+        roll: Vec::new(),
+    };
+    // Each step moves to a higher view id, so this ends.
+    while let Some(next) = records
+        .values()
+        .rev()
+        .find(|r| r.view.id > e.view && r.sources.get(member).is_some_and(|s| s.from == e.view))
+    {
+        let cut = next.sources[member].cut;
+        if cut > e.received || cut < e.delivered {
+            return Err(out_of_range(member, &e, cut));
+        }
+        e = Effective {
+            view: next.view.id.clone(),
+            delivered: 0,
+            received: 0,
+            table: next.table.clone(),
+            membership: Vec::new(),
+            roll: {
+                let mut roll = std::mem::take(&mut e.roll);
+                roll.push((*next).clone());
+                roll
+            },
+        };
+    }
+    Ok(e)
+}
+
+fn out_of_range(member: &ServerId, e: &Effective, cut: Seq) -> PlanError {
+    PlanError::CutOutOfRange {
+        member: member.clone(),
+        view: e.view.clone(),
+        cut,
+        delivered: e.delivered,
+        received: e.received,
+    }
+}
+
+/// A side's cut (lowest `received`) and its group table at the cut.
+fn side_cut(
+    servers: &[ServerId],
+    members: &BTreeMap<ServerId, Effective>,
+) -> Result<(Seq, GroupTable), PlanError> {
+    let states: Vec<(&ServerId, &Effective)> = servers.iter().map(|m| (m, &members[m])).collect();
+    let cut = states.iter().map(|(_, e)| e.received).min().unwrap_or(0);
+    if let Some((m, e)) = states.iter().find(|(_, e)| e.delivered > cut) {
+        return Err(out_of_range(m, e, cut));
+    }
+    let Some((_, base)) = states.iter().max_by_key(|(_, e)| e.delivered) else {
+        return Ok((cut, GroupTable::default()));
+    };
+    let mut table = base.table.clone();
+    for (seq, op) in &base.membership {
+        if *seq > base.delivered && *seq <= cut {
+            table.apply(&op.kind);
+        }
+    }
+    Ok((cut, table))
+}
+
+/// The new table: each group's members taken side by side (the proposer's
+/// side first), each member only from the side its server is on.
+fn merge_tables(
+    proposer_side: &ViewId,
+    sides: &BTreeMap<ViewId, Vec<ServerId>>,
+    tables: &BTreeMap<ViewId, GroupTable>,
+) -> GroupTable {
+    let order: Vec<&ViewId> = std::iter::once(proposer_side)
+        .chain(sides.keys().filter(|s| *s != proposer_side))
+        .collect();
+    let servers: BTreeMap<&ViewId, BTreeSet<&ServerId>> = sides
+        .iter()
+        .map(|(side, members)| (side, members.iter().collect()))
+        .collect();
+    let mut merged = GroupTable::default();
+    for table in tables.values() {
+        merged.raise_floor(table.gid_floor());
+    }
+    let names: BTreeSet<&String> = tables
+        .values()
+        .flat_map(|t| t.iter().map(|(g, _)| g))
+        .collect();
+    for name in names {
+        let members: Vec<Member> = order
+            .iter()
+            .flat_map(|side| {
+                let own = &servers[side];
+                tables[*side]
+                    .get(name)
+                    .map(|g| g.members.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|m| own.contains(&m.key.server))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let keys: Vec<_> = members.iter().map(|m| &m.key).collect();
+        fn side_keys<'a>(t: &'a GroupTable, name: &str) -> Vec<&'a crate::ids::MemberKey> {
+            t.get(name)
+                .map_or(Vec::new(), |g| g.members.iter().map(|m| &m.key).collect())
+        }
+        let differs = tables.values().any(|t| side_keys(t, name) != keys);
+        let top = tables
+            .values()
+            .map(|t| {
+                let gid = t.get(name).map_or(0, |g| g.gid);
+                if differs { gid.max(t.gid_floor()) } else { gid }
+            })
+            .max()
+            .unwrap_or(0);
+        let gid = if differs { top.wrapping_add(2) } else { top };
+        merged.set(name.clone(), Group { gid, members });
+    }
+    merged
+}

@@ -1,0 +1,437 @@
+//! The view change [rules 10-18]: the lowest server of a component proposes;
+//! members wedge and report their state; the proposer computes the install
+//! ([`crate::plan`]); members roll forward, deliver their side's cut, announce
+//! group changes and ack; once every member acked, the proposer commits and
+//! the view starts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ids::{Position, ServerId, ViewId};
+use crate::msg::{FlushState, InstallRecord, PeerMsg, View};
+use crate::op::{ChangeKind, Event, GroupView, Member, Op};
+use crate::{Core, Effect};
+
+/// This server's own proposal.
+#[derive(Debug)]
+pub(crate) struct Proposal {
+    pub view: View,
+    pub states: BTreeMap<ServerId, FlushState>,
+    pub stage: Stage,
+    pub since: crate::Time,
+}
+
+/// Where a proposal stands.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Waiting for every member's flush state.
+    Collecting,
+    /// Installed here; waiting for every other member's ack.
+    Acking(BTreeSet<ServerId>),
+    /// Refused or broken; retried from a later tick.
+    Failed,
+}
+
+impl Core {
+    /// Links or rows changed: maybe the view must change.
+    pub(crate) fn on_connectivity_changed(&mut self) {
+        self.maybe_propose();
+    }
+
+    /// Proposes a view if this server is the lowest of its component and the
+    /// component is not the active view [rule 10].
+    pub(crate) fn maybe_propose(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let component = self.component();
+        if component[0] != self.me {
+            if self
+                .proposal
+                .as_ref()
+                .is_some_and(|p| p.view.members != component)
+            {
+                self.proposal = None;
+            }
+            return;
+        }
+        match &self.proposal {
+            Some(p) if p.stage != Stage::Failed && p.view.members == component => return,
+            Some(p) if p.stage == Stage::Failed && self.now < self.retry_at => return,
+            _ => {}
+        }
+        if self.proposal.is_none() && !self.needs_view_change(&component) {
+            return;
+        }
+        self.start_proposal(component);
+    }
+
+    fn needs_view_change(&self, component: &[ServerId]) -> bool {
+        if !self.is_active() || component != self.view.members.as_slice() {
+            return true;
+        }
+        component.iter().filter(|m| **m != self.me).any(|m| {
+            self.row_of(m)
+                .is_none_or(|row| row.view != self.view.id || row.answered.is_some())
+        })
+    }
+
+    fn start_proposal(&mut self, members: Vec<ServerId>) {
+        let id = ViewId {
+            epoch: self.max_view.epoch + 1,
+            proposer: self.me.clone(),
+        };
+        self.max_view = id.clone();
+        let view = View { id, members };
+        tracing::debug!(me = ?self.me, view = ?view.id, members = ?view.members, "proposing");
+        let state = self.flush_state(&view.id);
+        self.answered = Some((view.id.clone(), self.me.clone()));
+        self.update_row();
+        let others: Vec<_> = view
+            .members
+            .iter()
+            .filter(|m| **m != self.me)
+            .cloned()
+            .collect();
+        for m in &others {
+            self.send(&m.name, PeerMsg::Propose { view: view.clone() });
+        }
+        self.proposal = Some(Proposal {
+            states: [(self.me.clone(), state)].into(),
+            view,
+            stage: Stage::Collecting,
+            since: self.now,
+        });
+        self.check_collected();
+    }
+
+    /// What this server reports to a proposer [rule 12].
+    fn flush_state(&self, proposal: &ViewId) -> FlushState {
+        let delivered = self.order.delivered;
+        let membership: Vec<(u64, Op)> = self
+            .order
+            .held
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.kind.is_membership())
+            .map(|(i, op)| (delivered + 1 + i as u64, op.clone()))
+            .collect();
+        FlushState {
+            proposal: proposal.clone(),
+            current: self.view.id.clone(),
+            records: self.records.clone(),
+            delivered,
+            received: self.order.received(),
+            table: self.groups.clone(),
+            membership,
+        }
+    }
+
+    /// The highest view id this server is in or has answered.
+    fn highest_answered(&self) -> &ViewId {
+        match &self.answered {
+            Some((id, _)) if *id > self.view.id => id,
+            _ => &self.view.id,
+        }
+    }
+
+    pub(crate) fn on_propose(&mut self, from: &ServerId, view: View) {
+        if self.max_view < view.id {
+            self.max_view = view.id.clone();
+        }
+        let acceptable = view.coordinator() == from
+            && view.contains(&self.me)
+            && view.id > *self.highest_answered()
+            && view.members == self.component();
+        if !acceptable {
+            let known = self.max_view.clone();
+            let refuse = PeerMsg::Refuse {
+                proposal: view.id,
+                known,
+            };
+            self.send(&from.name, refuse);
+            return;
+        }
+        // Wedged from here on [rule 11]: d and r stay as reported.
+        let state = self.flush_state(&view.id);
+        self.answered = Some((view.id, from.clone()));
+        self.proposal = None;
+        self.update_row();
+        self.send(&from.name, PeerMsg::Flush(Box::new(state)));
+    }
+
+    pub(crate) fn on_refuse(&mut self, from: &ServerId, proposal: &ViewId, known: ViewId) {
+        if self.max_view < known {
+            self.max_view = known;
+        }
+        let Some(p) = &mut self.proposal else { return };
+        if p.view.id == *proposal && p.stage == Stage::Collecting && p.view.contains(from) {
+            tracing::debug!(me = ?self.me, ?from, "proposal refused");
+            p.stage = Stage::Failed;
+            self.retry_at = self.now + self.cfg.keepalive_interval / 4;
+        }
+    }
+
+    pub(crate) fn on_flush(&mut self, from: &ServerId, state: FlushState) {
+        let Some(p) = &mut self.proposal else { return };
+        if p.stage != Stage::Collecting || state.proposal != p.view.id || !p.view.contains(from) {
+            return;
+        }
+        p.states.insert(from.clone(), state);
+        self.check_collected();
+    }
+
+    /// Once every member answered: compute, install here, send installs.
+    fn check_collected(&mut self) {
+        let Some(p) = &self.proposal else { return };
+        if p.stage != Stage::Collecting || p.states.len() < p.view.members.len() {
+            return;
+        }
+        let plan = match crate::plan::plan(&p.view, &p.states) {
+            Ok(plan) => plan,
+            Err(e) => {
+                tracing::error!(me = ?self.me, error = %e, "cannot combine flush states");
+                if let Some(p) = &mut self.proposal {
+                    p.stage = Stage::Failed;
+                }
+                self.retry_at = self.now + self.cfg.proposal_timeout;
+                return;
+            }
+        };
+        let view = p.view.clone();
+        let me = self.me.clone();
+        for m in view.members.iter().filter(|m| **m != me) {
+            let install = PeerMsg::Install {
+                roll: plan.roll.get(m).cloned().unwrap_or_default(),
+                record: Box::new(plan.record.clone()),
+            };
+            self.send(&m.name, install);
+        }
+        if let Some(p) = &mut self.proposal {
+            p.stage = Stage::Acking(BTreeSet::new());
+            p.since = self.now;
+        }
+        let own = plan.roll.get(&self.me).cloned().unwrap_or_default();
+        self.apply_install(own, plan.record);
+        self.check_acked();
+    }
+
+    pub(crate) fn on_install(
+        &mut self,
+        from: &ServerId,
+        roll: Vec<InstallRecord>,
+        record: InstallRecord,
+    ) {
+        let expected = self
+            .answered
+            .as_ref()
+            .is_some_and(|(id, proposer)| *id == record.view.id && proposer == from);
+        if !expected {
+            return; // Not the proposal this server last answered [rule 16].
+        }
+        let view = record.view.id.clone();
+        self.apply_install(roll, record);
+        self.send(&from.name, PeerMsg::InstallAck { view });
+    }
+
+    fn apply_install(&mut self, roll: Vec<InstallRecord>, record: InstallRecord) {
+        for r in roll.into_iter().chain([record]) {
+            self.enter(r);
+        }
+        self.answered = None;
+        self.update_row();
+    }
+
+    /// Leaves the current view at its cut and enters `record`'s view,
+    /// unstarted [rule 16].
+    fn enter(&mut self, record: InstallRecord) {
+        let Some(source) = record.sources.get(&self.me).cloned() else {
+            tracing::error!(me = ?self.me, view = ?record.view.id, "install without a source for me");
+            return;
+        };
+        if source.from != self.view.id || source.cut > self.order.received() {
+            tracing::error!(me = ?self.me, ?source, current = ?self.view.id, received = self.order.received(), "install does not fit");
+        }
+        self.deliver_upto(source.cut);
+        self.order.held.clear();
+        self.announce(&record, source.cut);
+        self.groups = record.table.clone();
+        self.rebuild_local_members();
+        tracing::debug!(me = ?self.me, view = ?record.view.id, cut = source.cut, "installed");
+        self.view = record.view.clone();
+        self.started = false;
+        self.records.push(record);
+        let (view, me) = (self.view.clone(), self.me.clone());
+        self.order.start(&view, &me);
+    }
+
+    /// Tells local members of every group whose member list differs in the
+    /// new table: who was lost (SERVER_LOST), then who came back
+    /// (PARTITION_MERGE) [rule 16, scenario 7].
+    fn announce(&mut self, record: &InstallRecord, cut: u64) {
+        let epoch = self.view.id.epoch;
+        let names: BTreeSet<String> = self.local_members.keys().cloned().collect();
+        for name in names {
+            let old = self
+                .groups
+                .get(&name)
+                .map(|g| g.members.clone())
+                .unwrap_or_default();
+            let Some(new) = record.table.get(&name).cloned() else {
+                continue;
+            };
+            let keys = |ms: &[Member]| ms.iter().map(|m| m.key.clone()).collect::<Vec<_>>();
+            if keys(&old) == keys(&new.members) {
+                continue;
+            }
+            let lost: Vec<&Member> = old.iter().filter(|m| !new.contains(&m.key)).collect();
+            let gained: Vec<&Member> = new
+                .members
+                .iter()
+                .filter(|m| !old.iter().any(|o| o.key == m.key))
+                .collect();
+            let mut events = Vec::new();
+            if !lost.is_empty() {
+                let remaining: Vec<Member> = old
+                    .iter()
+                    .filter(|m| new.contains(&m.key))
+                    .cloned()
+                    .collect();
+                let gid = if gained.is_empty() {
+                    new.gid
+                } else {
+                    new.gid.wrapping_sub(1)
+                };
+                events.push(GroupView {
+                    group: name.clone(),
+                    gid,
+                    change: ChangeKind::ServerLost,
+                    members: remaining,
+                    changed: lost.iter().map(|m| m.private_name.clone()).collect(),
+                    position: Position {
+                        epoch,
+                        seq: cut + 1,
+                    },
+                });
+            }
+            if !gained.is_empty() || lost.is_empty() {
+                events.push(GroupView {
+                    group: name.clone(),
+                    gid: new.gid,
+                    change: ChangeKind::PartitionMerge,
+                    members: new.members.clone(),
+                    changed: gained.iter().map(|m| m.private_name.clone()).collect(),
+                    position: Position {
+                        epoch,
+                        seq: cut + 2,
+                    },
+                });
+            }
+            let recipients: Vec<_> = new
+                .members
+                .iter()
+                .filter(|m| m.key.server == self.me && self.sessions.contains_key(&m.key.session))
+                .map(|m| m.key.session)
+                .collect();
+            for event in events {
+                for &session in &recipients {
+                    self.effects.push(Effect::Deliver {
+                        session,
+                        event: Event::View(event.clone()),
+                    });
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_install_ack(&mut self, from: &ServerId, view: &ViewId) {
+        let Some(p) = &mut self.proposal else { return };
+        if p.view.id != *view {
+            return;
+        }
+        if let Stage::Acking(acked) = &mut p.stage {
+            acked.insert(from.clone());
+        }
+        self.check_acked();
+    }
+
+    /// Once every member installed, the view starts [rule 17].
+    fn check_acked(&mut self) {
+        let Some(p) = &self.proposal else { return };
+        let Stage::Acking(acked) = &p.stage else {
+            return;
+        };
+        if acked.len() + 1 < p.view.members.len() || self.view.id != p.view.id {
+            return;
+        }
+        let view = p.view.clone();
+        self.proposal = None;
+        let me = self.me.clone();
+        for m in view.members.iter().filter(|m| **m != me) {
+            self.send(
+                &m.name,
+                PeerMsg::Commit {
+                    view: view.id.clone(),
+                },
+            );
+        }
+        self.start_view();
+    }
+
+    pub(crate) fn on_commit(&mut self, from: &ServerId, view: &ViewId) {
+        if self.view.id == *view && !self.started && self.view.coordinator() == from {
+            self.start_view();
+        }
+    }
+
+    fn start_view(&mut self) {
+        self.started = true;
+        self.records.clear();
+        let (view, me) = (self.view.clone(), self.me.clone());
+        self.order.start(&view, &me);
+        self.resubmit_pending();
+        self.update_row();
+        tracing::info!(me = ?self.me, view = ?self.view.id, members = ?self.view.members, "view started");
+        self.effects.push(Effect::ViewStarted { view });
+        self.update_readiness();
+        self.maybe_propose();
+    }
+
+    /// A link to `peer` was lost: a proposal that needs it fails.
+    pub(crate) fn on_link_lost(&mut self, peer: &ServerId) {
+        if let Some(p) = &mut self.proposal
+            && p.view.contains(peer)
+        {
+            p.stage = Stage::Failed;
+            self.retry_at = self.now;
+        }
+    }
+
+    /// Proposer: drop links of members that did not answer or ack in time
+    /// [rule 18].
+    pub(crate) fn check_proposal(&mut self) {
+        let Some(p) = &self.proposal else { return };
+        if self.now.saturating_sub(p.since) < self.cfg.proposal_timeout {
+            return;
+        }
+        let silent: Vec<ServerId> = match &p.stage {
+            Stage::Collecting => p
+                .view
+                .members
+                .iter()
+                .filter(|m| !p.states.contains_key(*m))
+                .cloned()
+                .collect(),
+            Stage::Acking(acked) => p
+                .view
+                .members
+                .iter()
+                .filter(|m| **m != self.me && !acked.contains(*m))
+                .cloned()
+                .collect(),
+            Stage::Failed => Vec::new(),
+        };
+        for m in silent {
+            self.drop_link(&m.name, "did not answer a view proposal in time");
+        }
+    }
+}
