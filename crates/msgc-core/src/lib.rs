@@ -439,3 +439,6 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -96,7 +96,7 @@ impl Core {
         };
         for msg in msgs {
             // A message may have dropped the link (a gap): ignore the rest.
-            if !self.links.get(peer).is_some_and(|l| l.id == id) {
+            if self.links.get(peer).is_none_or(|l| l.id != id) {
                 return;
             }
             self.on_peer_msg(&from, msg);

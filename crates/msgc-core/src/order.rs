@@ -217,7 +217,7 @@ impl Core {
 
     /// Delivers one op to local sessions (skipping a duplicate [rule 5]),
     /// and finishes it if it is this server's own.
-    fn deliver_op(&mut self, op: Op, position: Position) {
+    pub(crate) fn deliver_op(&mut self, op: Op, position: Position) {
         let last = self.delivered_from.entry(op.origin.clone()).or_insert(0);
         if op.origin_seq <= *last {
             tracing::warn!(me = ?self.me, origin = ?op.origin, seq = op.origin_seq, "duplicate op skipped");

@@ -243,7 +243,7 @@ impl Core {
 
     /// Leaves the current view at its cut and enters `record`'s view,
     /// unstarted [rule 16].
-    fn enter(&mut self, record: InstallRecord) {
+    pub(crate) fn enter(&mut self, record: InstallRecord) {
         let Some(source) = record.sources.get(&self.me).cloned() else {
             tracing::error!(me = ?self.me, view = ?record.view.id, "install without a source for me");
             return;
