@@ -101,18 +101,18 @@ impl Net {
 
     fn apply(&mut self, at: &str, effect: Effect) {
         match effect {
-            Effect::Send { to, link, msg } => {
-                if self.links.get(&(at.to_string(), to.to_string())) == Some(&link) {
-                    let peer = ServerName::new(at);
-                    self.queue.push_back((
-                        to.to_string(),
-                        Input::Peer {
-                            peer,
-                            link,
-                            msgs: vec![msg],
-                        },
-                    ));
-                }
+            Effect::Send { to, link, msg }
+                if self.links.get(&(at.to_string(), to.to_string())) == Some(&link) =>
+            {
+                let peer = ServerName::new(at);
+                self.queue.push_back((
+                    to.to_string(),
+                    Input::Peer {
+                        peer,
+                        link,
+                        msgs: vec![msg],
+                    },
+                ));
             }
             Effect::Deliver { session, event } => self
                 .delivered
@@ -122,10 +122,10 @@ impl Net {
             Effect::Acked { session, .. } => {
                 *self.acked.entry((at.into(), session)).or_default() += 1
             }
-            Effect::CloseLink { peer, link, .. } => {
-                if self.links.get(&(at.to_string(), peer.to_string())) == Some(&link) {
-                    self.cut(at, peer.as_str());
-                }
+            Effect::CloseLink { peer, link, .. }
+                if self.links.get(&(at.to_string(), peer.to_string())) == Some(&link) =>
+            {
+                self.cut(at, peer.as_str());
             }
             _ => {}
         }
