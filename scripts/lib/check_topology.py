@@ -7,7 +7,10 @@
   against compose: same services, same peer names, same port map, and configs
   that differ only in addresses;
 * the rendered Kubernetes manifests (`kubectl kustomize deploy/k8s`): the
-  StatefulSet's pod names are the peers of its ConfigMap, probes, env overrides.
+  StatefulSet's pod names are the peers of its ConfigMap, probes, env overrides;
+* the image (deploy/Dockerfile, scripts/image) against both: one image name,
+  the same numeric user, the ports it exposes, a preStop pause that needs no
+  binary the image lacks (it is FROM scratch: no `sleep`).
 
 Configs are read with the workspace's own `confparse dump` and accepted by the
 binaries' own `--check`. Prints one line per check and a closing
@@ -339,11 +342,14 @@ def k8s_checks(args):
         check(f"k8s {name}: resource requests and limits (cpu, memory)",
               all(k in (res.get("requests") or {}) and k in (res.get("limits") or {}) for k in ("cpu", "memory")),
               str(res))
-        pre = (((c.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command") or []
-        pause = int(pre[1]) if len(pre) == 2 and pre[0] == "sleep" and pre[1].isdigit() else None
+        pre = (c.get("lifecycle") or {}).get("preStop") or {}
+        # The kubelet's own sleep action: the image has no `sleep` binary to exec.
+        pause = (pre.get("sleep") or {}).get("seconds")
         grace = pod.get("terminationGracePeriodSeconds", 30)
-        check(f"k8s {name}: preStop sleep, grace > pause + the 5 s shutdown bound",
-              pause is not None and grace > pause + 5, f"preStop {pre}, grace {grace}")
+        check(f"k8s {name}: preStop is the kubelet's sleep action (no exec: the image is FROM scratch)",
+              "exec" not in pre and isinstance(pause, int), str(pre))
+        check(f"k8s {name}: grace > preStop pause + the 5 s shutdown bound",
+              isinstance(pause, int) and grace > pause + 5, f"preStop {pre}, grace {grace}")
         check(f"k8s {name}: runs as non-root", (pod.get("securityContext") or {}).get("runAsNonRoot") is True)
         check(f"k8s {name}: image set by kustomize (name:tag)", ":" in image_of(c), image_of(c))
         mount = next((m for m in c.get("volumeMounts", []) if m["name"] == "conf"), None)
@@ -397,6 +403,75 @@ def k8s_checks(args):
     servers = node_conf.option("msgc_client", "server") if node_conf else None
     check("k8s: nodes dial the msgc client Service on 4809",
           msgc_service is not None and servers == [f"{msgc_service}:4809"], str(servers))
+    return sets
+
+
+# ---------------------------------------------------------------- the image
+
+
+def dockerfile_stages(path):
+    """{stage: {"from": ..., "instr": [(INSTRUCTION, args)]}} with line continuations joined."""
+    stages, cur, buf = {}, None, ""
+    for raw in open(path):
+        line = raw.rstrip("\n")
+        if line.strip().startswith("#") and not buf:
+            continue
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        line, buf = buf + line, ""
+        if not line.strip():
+            continue
+        word, _, rest = line.strip().partition(" ")
+        word = word.upper()
+        if word == "FROM":
+            parts = rest.split()
+            cur = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else f"#{len(stages)}"
+            stages[cur] = {"from": parts[0], "instr": []}
+        elif cur is not None:
+            stages[cur]["instr"].append((word, rest.strip()))
+    return stages
+
+
+def image_checks(args, compose_json, k8s_sets):
+    stages = dockerfile_stages(args.dockerfile)
+    base = stages.get("base", {"from": None, "instr": []})
+    instr = dict((w, a) for w, a in base["instr"] if w in ("USER", "EXPOSE"))
+    check("image: the targets share a `base` stage FROM scratch", base["from"] == "scratch", str(base["from"]))
+    for target in ("prebuilt", "image"):
+        st = stages.get(target)
+        check(f"image: target {target} is FROM base", st is not None and st["from"] == "base", str(st))
+    check("image: the default (last) target is `image`", list(stages)[-1:] == ["image"], str(list(stages)))
+    check("image: `prebuilt` comes before the build stage (the classic builder builds stages in order)",
+          list(stages).index("prebuilt") < list(stages).index("build") if "build" in stages and "prebuilt" in stages
+          else False, str(list(stages)))
+    user = instr.get("USER", "")
+    uid, _, gid = user.partition(":")
+    check("image: USER is numeric uid:gid, not root", uid.isdigit() and gid.isdigit() and uid != "0", user)
+    exposed = set(instr.get("EXPOSE", "").split())
+    check("image: EXPOSE 4802 (cluster-listener) and 4809 (msgc-server)", exposed == {"4802", "4809"}, str(exposed))
+
+    services = compose_json["services"]
+    images = {n: s.get("image") for n, s in services.items()}
+    compose_image = next(iter(images.values()), None)
+    check("compose: one image for every service", len(set(images.values())) == 1, str(images))
+    check("compose: every service runs as the image's USER",
+          all(s.get("user") == user for s in services.values()), str({n: s.get("user") for n, s in services.items()}))
+    check("compose: every service has a read-only root file system and drops all capabilities",
+          all(s.get("read_only") is True and s.get("cap_drop") == ["ALL"] for s in services.values()))
+    builds = {n: (s.get("build") or {}).get("target") for n, s in services.items()}
+    check("compose: `build` takes the Dockerfile's default target `image`",
+          all(t == "image" for t in builds.values()), str(builds))
+    for sts in k8s_sets:
+        name = sts["metadata"]["name"]
+        pod = sts["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        sc = pod.get("securityContext") or {}
+        check(f"k8s {name}: the compose image ({compose_image})", c.get("image") == compose_image, c.get("image"))
+        check(f"k8s {name}: runAsUser/runAsGroup are the image's USER",
+              f"{sc.get('runAsUser')}:{sc.get('runAsGroup')}" == user, f"{sc.get('runAsUser')}:{sc.get('runAsGroup')}")
+        ports = {str(p["containerPort"]) for p in c.get("ports", [])}
+        check(f"k8s {name}: its container port is one the image exposes", bool(ports) and ports <= exposed, str(ports))
 
 
 def main():
@@ -406,11 +481,13 @@ def main():
     p.add_argument("--local-dir", required=True)
     p.add_argument("--k8s", required=True)
     p.add_argument("--bindir", required=True)
+    p.add_argument("--dockerfile", default="deploy/Dockerfile")
     args = p.parse_args()
     args.conf_dir = os.path.realpath(args.conf_dir)
     compose = compose_topology(args)
     local_topology(args, compose)
-    k8s_checks(args)
+    sets = k8s_checks(args)
+    image_checks(args, json.load(open(args.compose_json)), sets)
     print(f"check-topology: {len(PASSED)} passed, {len(FAILED)} failed")
     return 1 if FAILED else 0
 
