@@ -1,0 +1,668 @@
+//! The core-level invariant checker: judges what every server incarnation
+//! and session delivered (see the crate docs for the list).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use msgc_core::{ChangeKind, MemberKey, Position, ServerId, ViewId};
+
+use crate::config::MS;
+use crate::record::{History, IncLog, Rec};
+
+/// Which promise a violation breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    /// The core panicked.
+    Panic,
+    /// A delivered op was never submitted (or not as delivered).
+    Created,
+    /// A session delivered an op twice.
+    Duplicated,
+    /// A session delivered a publisher's ops out of order.
+    Fifo,
+    /// Two servers delivered common ops in different orders.
+    AgreedOrder,
+    /// Servers moving together from a view delivered different sets.
+    VirtualSynchrony,
+    /// An acknowledged publish is missing somewhere.
+    Reliable,
+    /// Gids of a group went backwards for a session.
+    GidOrder,
+    /// Positions went backwards, or an event is outside its view.
+    Position,
+    /// Group views differ between servers or sessions that should agree.
+    GroupViews,
+    /// Guarantee 7: SERVER_LOST missing, repeated or wrong.
+    ServerLost,
+    /// An ack for the wrong publish, or too many.
+    Ack,
+    /// More permits released than taken.
+    Permits,
+    /// No single view, or probes not delivered, in time.
+    Liveness,
+}
+
+/// One broken promise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which.
+    pub invariant: Invariant,
+    /// When it was seen (virtual ns), if while running.
+    pub at: Option<u64>,
+    /// The servers involved.
+    pub servers: Vec<String>,
+    /// What happened.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.invariant)?;
+        if let Some(at) = self.at {
+            write!(f, " at {:.3}ms", at as f64 / MS as f64)?;
+        }
+        write!(f, " [{}]: {}", self.servers.join(","), self.detail)
+    }
+}
+
+/// A server-level event: what a watcher saw, comparable across servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Item {
+    Msg(usize, Position),
+    View(String, u32, ChangeKind, Vec<MemberKey>, Position),
+}
+
+fn item(rec: &Rec) -> Item {
+    match rec {
+        Rec::Msg { msg, position, .. } => Item::Msg(*msg, *position),
+        Rec::View { gv, .. } => Item::View(
+            gv.group.clone(),
+            gv.gid,
+            gv.change,
+            gv.members.iter().map(|m| m.key.clone()).collect(),
+            gv.position,
+        ),
+    }
+}
+
+/// Per watched incarnation, per view index: its regular events and the
+/// announcements of the install that ended it.
+#[derive(Default)]
+struct Segments {
+    regular: Vec<Vec<Item>>,
+    transition: Vec<Vec<Item>>,
+}
+
+struct Checker<'h> {
+    h: &'h History,
+    out: Vec<Violation>,
+    segs: Vec<Option<Segments>>,
+    /// When the probes went out (liveness), if they did.
+    probes_at: Option<u64>,
+}
+
+fn id_name(id: &ServerId) -> String {
+    format!("{id:?}")
+}
+
+/// Checks every invariant over a recorded run; `probes_at` is when the
+/// liveness probes were sent.
+pub fn check(h: &History, probes_at: Option<u64>) -> Vec<Violation> {
+    let mut c = Checker {
+        h,
+        out: Vec::new(),
+        segs: Vec::new(),
+        probes_at,
+    };
+    c.per_session();
+    c.sessions_match_watchers();
+    c.build_segments();
+    c.agreed_order();
+    c.same_views_same_events();
+    c.reliable_delivery();
+    c.server_lost();
+    c.out
+}
+
+impl Checker<'_> {
+    fn push(&mut self, invariant: Invariant, servers: Vec<String>, detail: String) {
+        self.out.push(Violation {
+            invariant,
+            at: None,
+            servers,
+            detail,
+        });
+    }
+
+    fn inc_name(&self, inc: usize) -> String {
+        id_name(&self.h.incs[inc].id)
+    }
+
+    fn msg_name(&self, m: usize) -> String {
+        let msg = &self.h.msgs[m];
+        format!("s{}/{}", msg.session, msg.counter)
+    }
+
+    /// Duplicates, FIFO, gid order and positions, per session.
+    fn per_session(&mut self) {
+        let h = self.h;
+        for (s, log) in h.sessions.iter().enumerate() {
+            let mut seen = HashSet::new();
+            let mut fifo: HashMap<usize, u64> = HashMap::new();
+            let mut gids: HashMap<&str, u32> = HashMap::new();
+            let mut last_pos: HashMap<(String, usize), Position> = HashMap::new();
+            let who = || vec![id_name(&h.incs[log.inc].id)];
+            for e in &log.events {
+                let (group, pos, view) = match e {
+                    Rec::Msg {
+                        msg,
+                        position,
+                        view,
+                        ..
+                    } => {
+                        let m = &h.msgs[*msg];
+                        if !seen.insert(*msg) {
+                            let d = format!(
+                                "session s{s} ({}) delivered {} twice",
+                                log.private_name,
+                                self.msg_name(*msg)
+                            );
+                            self.push(Invariant::Duplicated, who(), d);
+                        }
+                        if let Some(prev) = fifo.insert(m.session, m.counter)
+                            && prev >= m.counter
+                        {
+                            let d = format!(
+                                "session s{s} ({}) delivered s{}/{} after s{}/{prev}",
+                                log.private_name, m.session, m.counter, m.session
+                            );
+                            self.push(Invariant::Fifo, who(), d);
+                        }
+                        (crate::sim::group_name(m.group), *position, *view)
+                    }
+                    Rec::View { gv, view, .. } => {
+                        if let Some(prev) = gids.insert(&gv.group, gv.gid)
+                            && prev >= gv.gid
+                        {
+                            let d = format!(
+                                "session s{s} ({}) got gid {} of {} after gid {prev}",
+                                log.private_name, gv.gid, gv.group
+                            );
+                            self.push(Invariant::GidOrder, who(), d);
+                        }
+                        if e.is_transition() {
+                            continue;
+                        }
+                        (gv.group.clone(), gv.position, *view)
+                    }
+                };
+                if let Some(prev) = last_pos.insert((group.clone(), view), pos)
+                    && prev >= pos
+                {
+                    let d = format!(
+                        "session s{s} ({}) got {group} at {pos:?} after {prev:?}",
+                        log.private_name
+                    );
+                    self.push(Invariant::Position, who(), d);
+                }
+            }
+        }
+    }
+
+    /// Every session's events (once its server's watcher is in every
+    /// group) are the watcher's, at the same places.
+    fn sessions_match_watchers(&mut self) {
+        let h = self.h;
+        for (inc, log) in h.incs.iter().enumerate() {
+            let (Some(w), Some(from)) = (log.watcher, log.watched_from) else {
+                continue;
+            };
+            let mut msgs: HashMap<usize, (usize, Position)> = HashMap::new();
+            let mut views: HashMap<(usize, &str, u32), Item> = HashMap::new();
+            for e in &h.sessions[w].events {
+                match e {
+                    Rec::Msg {
+                        msg,
+                        position,
+                        view,
+                        ..
+                    } => {
+                        msgs.insert(*msg, (*view, *position));
+                    }
+                    Rec::View { gv, view, .. } => {
+                        views.insert((*view, &gv.group, gv.gid), item(e));
+                    }
+                }
+            }
+            for (s, slog) in h.sessions.iter().enumerate() {
+                if slog.inc != inc || s == w {
+                    continue;
+                }
+                for e in slog.events.iter().filter(|e| e.view() >= from) {
+                    let ok = match e {
+                        Rec::Msg {
+                            msg,
+                            position,
+                            view,
+                            ..
+                        } => msgs.get(msg) == Some(&(*view, *position)),
+                        Rec::View { gv, view, .. } => {
+                            views.get(&(*view, &gv.group, gv.gid)) == Some(&item(e))
+                        }
+                    };
+                    if !ok {
+                        let d = format!(
+                            "session s{s} ({}) got {:?} in view #{}, which its server's watcher did not get so",
+                            slog.private_name,
+                            item(e),
+                            e.view()
+                        );
+                        self.push(Invariant::GroupViews, vec![self.inc_name(inc)], d);
+                    }
+                }
+            }
+            self.remaining_members_told(inc, w);
+        }
+    }
+
+    /// Every local session listed as remaining in an announcement gets it.
+    fn remaining_members_told(&mut self, inc: usize, w: usize) {
+        let h = self.h;
+        let me = &h.incs[inc].id;
+        for e in h.sessions[w].events.iter().filter(|e| e.is_transition()) {
+            let Rec::View { gv, at, .. } = e else {
+                continue;
+            };
+            for m in gv.members.iter().filter(|m| &m.key.server == me) {
+                let Some(s) = h
+                    .sessions
+                    .iter()
+                    .position(|l| l.inc == inc && l.id == m.key.session)
+                else {
+                    continue;
+                };
+                let open =
+                    h.sessions[s].opened <= *at && h.sessions[s].closed.is_none_or(|c| c > *at);
+                let got = h.sessions[s].events.iter().any(|x| matches!(x, Rec::View { gv: g, .. } if g.group == gv.group && g.gid == gv.gid && g.change == gv.change));
+                if open && !got {
+                    let d = format!(
+                        "session s{s} ({}) remains in {} but missed its {:?} gid {}",
+                        h.sessions[s].private_name, gv.group, gv.change, gv.gid
+                    );
+                    self.push(Invariant::ServerLost, vec![self.inc_name(inc)], d);
+                }
+            }
+        }
+    }
+
+    fn build_segments(&mut self) {
+        let h = self.h;
+        for (inc, log) in h.incs.iter().enumerate() {
+            let (Some(w), Some(_)) = (log.watcher, log.watched_from) else {
+                self.segs.push(None);
+                continue;
+            };
+            let n = log.views.len();
+            let mut segs = Segments {
+                regular: vec![Vec::new(); n],
+                transition: vec![Vec::new(); n],
+            };
+            for e in &h.sessions[w].events {
+                let v = e.view();
+                if e.is_transition() {
+                    segs.transition[v].push(item(e));
+                } else {
+                    if let Rec::Msg { position, .. } = e
+                        && position.epoch != log.views[v].1.id.epoch
+                    {
+                        let d = format!(
+                            "{} delivered {:?} at {position:?} while in view {:?}",
+                            self.inc_name(inc),
+                            item(e),
+                            log.views[v].1.id
+                        );
+                        self.push(Invariant::Position, vec![self.inc_name(inc)], d);
+                    }
+                    segs.regular[v].push(item(e));
+                }
+            }
+            self.segs.push(Some(segs));
+        }
+    }
+
+    /// Agreed order between every two incarnations (over their watchers).
+    fn agreed_order(&mut self) {
+        let h = self.h;
+        let orders: Vec<(usize, Vec<usize>)> = h
+            .incs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let w = l.watcher?;
+                let o = h.sessions[w].events.iter().filter_map(|e| match e {
+                    Rec::Msg { msg, .. } => Some(*msg),
+                    Rec::View { .. } => None,
+                });
+                Some((i, o.collect()))
+            })
+            .collect();
+        let mut index = vec![u32::MAX; h.msgs.len()];
+        for (a, (ia, oa)) in orders.iter().enumerate() {
+            for (k, m) in oa.iter().enumerate() {
+                index[*m] = k as u32;
+            }
+            for (ib, ob) in &orders[a + 1..] {
+                let mut last: Option<(u32, usize)> = None;
+                for m in ob {
+                    let k = index[*m];
+                    if k == u32::MAX {
+                        continue;
+                    }
+                    if let Some((lk, lm)) = last
+                        && k < lk
+                    {
+                        let d = format!(
+                            "{} delivered {} before {}, {} the other way round",
+                            self.inc_name(*ib),
+                            self.msg_name(lm),
+                            self.msg_name(*m),
+                            self.inc_name(*ia)
+                        );
+                        self.push(
+                            Invariant::AgreedOrder,
+                            vec![self.inc_name(*ia), self.inc_name(*ib)],
+                            d,
+                        );
+                        break;
+                    }
+                    last = Some((k, *m));
+                }
+            }
+            for m in oa {
+                index[*m] = u32::MAX;
+            }
+        }
+    }
+
+    /// Servers in the same view deliver the same prefix of it; moving on
+    /// to the same next view, exactly the same events and announcements.
+    fn same_views_same_events(&mut self) {
+        let h = self.h;
+        let mut by_view: BTreeMap<&ViewId, Vec<(usize, usize)>> = BTreeMap::new();
+        for (inc, log) in h.incs.iter().enumerate() {
+            let Some(from) = log.watched_from else {
+                continue;
+            };
+            for (i, (_, v)) in log.views.iter().enumerate().skip(from) {
+                by_view.entry(&v.id).or_default().push((inc, i));
+            }
+        }
+        for (view, incs) in by_view {
+            for (k, &(a, ia)) in incs.iter().enumerate() {
+                for &(b, ib) in &incs[k + 1..] {
+                    self.compare(view, (a, ia), (b, ib));
+                }
+            }
+        }
+    }
+
+    fn compare(&mut self, view: &ViewId, (a, ia): (usize, usize), (b, ib): (usize, usize)) {
+        let h = self.h;
+        let (Some(sa), Some(sb)) = (&self.segs[a], &self.segs[b]) else {
+            return;
+        };
+        let next = |l: &IncLog, i: usize| l.views.get(i + 1).map(|(_, v)| v.id.clone());
+        let (na, nb) = (next(&h.incs[a], ia), next(&h.incs[b], ib));
+        let (ra, rb) = (&sa.regular[ia], &sb.regular[ib]);
+        let who = vec![self.inc_name(a), self.inc_name(b)];
+        if na.is_some() && na == nb {
+            if ra != rb {
+                let only = |x: &[Item], y: &[Item]| -> Vec<String> {
+                    x.iter()
+                        .filter(|i| !y.contains(i))
+                        .take(4)
+                        .map(|i| format!("{i:?}"))
+                        .collect()
+                };
+                let d = format!(
+                    "{} and {} both went {view:?} -> {:?} but delivered different events of {view:?}: only {}: {:?}; only {}: {:?} (lengths {} vs {})",
+                    who[0],
+                    who[1],
+                    na.as_ref().expect("some"),
+                    who[0],
+                    only(ra, rb),
+                    who[1],
+                    only(rb, ra),
+                    ra.len(),
+                    rb.len()
+                );
+                self.push(Invariant::VirtualSynchrony, who, d);
+            } else if sa.transition[ia] != sb.transition[ib] {
+                let d = format!(
+                    "{} and {} both went {view:?} -> {:?} but were told different group changes: {:?} vs {:?}",
+                    who[0],
+                    who[1],
+                    na.as_ref().expect("some"),
+                    sa.transition[ia],
+                    sb.transition[ib]
+                );
+                self.push(Invariant::GroupViews, who, d);
+            }
+            return;
+        }
+        let n = ra.len().min(rb.len());
+        if let Some(k) = (0..n).find(|k| ra[*k] != rb[*k]) {
+            let d = format!(
+                "{} and {} diverge inside {view:?} at event #{k}: {:?} vs {:?}",
+                who[0], who[1], ra[k], rb[k]
+            );
+            self.push(Invariant::VirtualSynchrony, who, d);
+        }
+    }
+
+    /// A publish acked in view V that was stable in V (every member other
+    /// than the coordinator reported holding it) reaches every member of V
+    /// that started a later view (or ended the run live in V after the
+    /// probes). One acked above that (an install delivering up to its
+    /// side's cut) is held only to its side, by virtual synchrony.
+    fn reliable_delivery(&mut self) {
+        let h = self.h;
+        let mut delivered: Vec<HashMap<usize, usize>> = vec![HashMap::new(); h.incs.len()];
+        for (inc, log) in h.incs.iter().enumerate() {
+            if let Some(w) = log.watcher {
+                for e in &h.sessions[w].events {
+                    if let Rec::Msg { msg, view, .. } = e {
+                        delivered[inc].insert(*msg, *view);
+                    }
+                }
+            }
+        }
+        for (m, msg) in h.msgs.iter().enumerate() {
+            let Some((vo, pos, at)) = msg.acked else {
+                continue;
+            };
+            let origin = h.sessions[msg.session].inc;
+            let view = &h.incs[origin].views[vo].1;
+            if pos.epoch != view.id.epoch {
+                let d = format!(
+                    "{} acked at {pos:?} in view {:?}",
+                    self.msg_name(m),
+                    view.id
+                );
+                self.push(Invariant::Position, vec![self.inc_name(origin)], d);
+            }
+            let stable = view.members[1..]
+                .iter()
+                .map(|m| {
+                    h.progress
+                        .get(&(view.id.clone(), m.clone()))
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .min()
+                .unwrap_or(u64::MAX);
+            if pos.seq > stable {
+                continue; // acked by an install at its side's cut: virtual synchrony covers it
+            }
+            for member in &view.members {
+                let Some(s) = h.inc_of(member) else { continue };
+                let log = &h.incs[s];
+                let Some(is) = log.views.iter().position(|(_, v)| v.id == view.id) else {
+                    continue;
+                };
+                let later = is + 1 < log.views.len();
+                let final_view = log.final_ok && self.probes_at.is_some_and(|p| at < p);
+                if !(later || final_view) || log.watched_from.is_none_or(|w| w > is) {
+                    continue;
+                }
+                if delivered[s].get(&m) != Some(&is) {
+                    let d = format!(
+                        "{} acked by {} at {pos:?} in {:?}, but {} (a member that {}) did not deliver it in that view",
+                        self.msg_name(m),
+                        self.inc_name(origin),
+                        view.id,
+                        self.inc_name(s),
+                        if later {
+                            "started a later view"
+                        } else {
+                            "ended the run in it"
+                        }
+                    );
+                    self.push(
+                        Invariant::Reliable,
+                        vec![self.inc_name(origin), self.inc_name(s)],
+                        d,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// Guarantee 7 over each watched transition `V -> X`: SERVER_LOST only
+    /// removes and PARTITION_MERGE only adds members; afterwards no member
+    /// lives on a server outside `X`; and when the install took this server
+    /// straight from `V` to `X`, each group with members on a lost server
+    /// gets exactly one SERVER_LOST (others none).
+    fn server_lost(&mut self) {
+        let h = self.h;
+        for (inc, log) in h.incs.iter().enumerate() {
+            let (Some(w), Some(from)) = (log.watcher, log.watched_from) else {
+                continue;
+            };
+            let mut members: BTreeMap<&str, Vec<MemberKey>> = BTreeMap::new();
+            let events = &h.sessions[w].events;
+            let mut k = 0;
+            for i in 0..log.views.len() {
+                let mut lost_views: BTreeMap<&str, usize> = BTreeMap::new();
+                let mut before = None;
+                while k < events.len() && events[k].view() == i {
+                    if let Rec::View { gv, .. } = &events[k] {
+                        let keys: Vec<MemberKey> =
+                            gv.members.iter().map(|m| m.key.clone()).collect();
+                        if events[k].is_transition() {
+                            before.get_or_insert_with(|| members.clone());
+                            self.kind_fits(inc, gv, members.get(gv.group.as_str()), &keys);
+                            if gv.change == ChangeKind::ServerLost {
+                                *lost_views.entry(&gv.group).or_default() += 1;
+                            }
+                        }
+                        members.insert(&gv.group, keys);
+                    }
+                    k += 1;
+                }
+                let Some((_, next)) = log.views.get(i + 1) else {
+                    break;
+                };
+                if i < from {
+                    continue;
+                }
+                self.no_ghosts(inc, next, &members);
+                let view = &log.views[i].1;
+                let direct = h
+                    .installs
+                    .get(&next.id)
+                    .and_then(|r| r.sources.get(&log.id))
+                    .is_some_and(|s| s.from == view.id);
+                if direct {
+                    let before = before.unwrap_or_else(|| members.clone());
+                    self.exactly_one(inc, view, next, &before, &lost_views);
+                }
+            }
+        }
+    }
+
+    fn kind_fits(
+        &mut self,
+        inc: usize,
+        gv: &msgc_core::GroupView,
+        prev: Option<&Vec<MemberKey>>,
+        keys: &[MemberKey],
+    ) {
+        let prev: &[MemberKey] = prev.map_or(&[], |p| p.as_slice());
+        let ok = match gv.change {
+            ChangeKind::ServerLost => {
+                keys.iter().all(|k| prev.contains(k)) && keys.len() < prev.len()
+            }
+            _ => prev.iter().all(|k| keys.contains(k)),
+        };
+        if !ok {
+            let d = format!(
+                "{} announced {:?} gid {} of {} with {:?} after {:?}",
+                self.inc_name(inc),
+                gv.change,
+                gv.gid,
+                gv.group,
+                keys,
+                prev
+            );
+            self.push(Invariant::ServerLost, vec![self.inc_name(inc)], d);
+        }
+    }
+
+    fn no_ghosts(
+        &mut self,
+        inc: usize,
+        next: &msgc_core::View,
+        members: &BTreeMap<&str, Vec<MemberKey>>,
+    ) {
+        for (group, keys) in members {
+            if let Some(ghost) = keys.iter().find(|k| !next.contains(&k.server)) {
+                let d = format!(
+                    "{} entered {:?} {:?} with {group} still listing {ghost:?}",
+                    self.inc_name(inc),
+                    next.id,
+                    next.members
+                );
+                self.push(Invariant::ServerLost, vec![self.inc_name(inc)], d);
+            }
+        }
+    }
+
+    fn exactly_one(
+        &mut self,
+        inc: usize,
+        view: &msgc_core::View,
+        next: &msgc_core::View,
+        before: &BTreeMap<&str, Vec<MemberKey>>,
+        lost_views: &BTreeMap<&str, usize>,
+    ) {
+        let lost: Vec<&ServerId> = view.members.iter().filter(|m| !next.contains(m)).collect();
+        for (group, keys) in before {
+            let had = keys.iter().any(|k| lost.contains(&&k.server));
+            let got = lost_views.get(group).copied().unwrap_or(0);
+            if got != usize::from(had) {
+                let d = format!(
+                    "{} went {:?} -> {:?} (lost {:?}): {group} {} members there and got {got} SERVER_LOST views",
+                    self.inc_name(inc),
+                    view.id,
+                    next.id,
+                    lost,
+                    if had { "had" } else { "had no" }
+                );
+                self.push(Invariant::ServerLost, vec![self.inc_name(inc)], d);
+            }
+        }
+    }
+}
