@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "eccluster/v1/node.proto",
     "eccluster/v1/logs.proto",
     "eccluster/v1/move.proto",
+    "eccluster/v1/console.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -26,43 +26,31 @@
 //! * The advertised listener address is `nodeaddr:port`, where `port` is the
 //!   bound port of the first enabled TCP `Listen` whose IP is `nodeaddr` or a
 //!   wildcard, else of the first enabled TCP `Listen` ([`NodeConfig::advertised_address`]).
-//! * `subcluster` unset: the node is in subcluster `default` (group `ec_sc_default`).
-//! * `node_type` unset: `node`.
+//! * Every default comes from the schema, `confparse::momentum::cluster` and
+//!   `msgc_client` (subcluster `default`, so group `ec_sc_default`; node type
+//!   `node`; ...), also when a scope is absent.
 //! * `heartbeats_per_sec` and `view_mature_time` are accepted and checked but
 //!   have no effect: membership comes from the bus's group views.
 //! * `enabled = false`: the node serves its listener but does not join the bus.
 //! * `logs` names must be plain names (letters, digits, `_ - .`, not starting
 //!   with `.`): they become directory names of checkpoints and pulled copies.
-//! * `state_dir` ([`DEFAULT_STATE_DIR`]) holds log checkpoints; `spool_dir`
-//!   ([`DEFAULT_SPOOL_DIR`]) receives moved messages; both are created when
+//! * `state_dir` holds log checkpoints; `spool_dir` receives moved messages; both are created when
 //!   first needed, so a node whose directories cannot be created still serves
 //!   everything else.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use confparse::{Diagnostic, Diagnostics, ScopeRef};
-use service_kit::listen::{ListenAddr, ListenOptions, ListenSpec};
+use confparse::{Diagnostic, ScopeRef};
+use service_kit::config::Embedded;
+use service_kit::listen::{ListenAddr, ListenSpec};
 
-/// Momentum's default ECCluster_Listener port.
-pub const DEFAULT_PORT: u16 = 4802;
-/// Momentum's default msgc port.
-pub const DEFAULT_MSGC_SERVER: &str = "127.0.0.1:4809";
-/// `nodeaddr` when neither the config nor a Listen gives one.
+/// `nodeaddr` when neither the config nor a Listen gives one (a derived
+/// value, not a schema default).
 pub const FALLBACK_NODEADDR: &str = "127.0.0.1";
-/// Subcluster of a node that names none.
-pub const DEFAULT_SUBCLUSTER: &str = "default";
-/// Node type of a node that names none.
-pub const DEFAULT_NODE_TYPE: &str = "node";
-
-/// Where log checkpoints live when `cluster { state_dir }` is unset.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/ecelerity/cluster";
-/// Where moved messages land when `cluster { spool_dir }` is unset.
-pub const DEFAULT_SPOOL_DIR: &str = "/var/spool/ecelerity/cluster";
-/// `cluster { max_message_size }` when unset: 64 MiB.
-pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 64 << 20;
 
 /// The configuration used when no file is given: listen `*:4802`, msgc server
 /// `127.0.0.1:4809`.
@@ -84,21 +72,11 @@ pub struct MsgcClientConfig {
     pub reconnect_interval: Duration,
 }
 
-impl Default for MsgcClientConfig {
-    fn default() -> Self {
-        Self {
-            servers: vec![DEFAULT_MSGC_SERVER.to_owned()],
-            bind_address: None,
-            connect_timeout: Duration::from_secs(60),
-            keepalive_interval: Duration::from_secs(5),
-            reconnect_interval: Duration::from_secs(5),
-        }
-    }
-}
-
 /// Everything a node needs to run, with Momentum's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
+    /// The loaded configuration itself, for `config get` (console).
+    pub conf: LoadedConf,
     /// `nodename`: this node's name in the cluster.
     pub nodename: String,
     /// `nodeaddr`: the host or IP peers dial to reach this node's listener.
@@ -107,19 +85,19 @@ pub struct NodeConfig {
     pub cluster_group: String,
     /// `control_group` (`ec_console`): console commands fanned out to nodes.
     pub control_group: String,
-    /// `subcluster` ([`DEFAULT_SUBCLUSTER`]); the node joins `ec_sc_<subcluster>`.
+    /// `subcluster` (`default`); the node joins `ec_sc_<subcluster>`.
     pub subcluster: String,
-    /// `node_type` ([`DEFAULT_NODE_TYPE`]), advertised in the node record.
+    /// `node_type` (`node`), advertised in the node record.
     pub node_type: String,
     /// `logs`: logs this node offers for pulling, name -> path.
     pub logs: BTreeMap<String, String>,
-    /// `state_dir` ([`DEFAULT_STATE_DIR`]): log checkpoints, one file per
+    /// `state_dir` (`/var/lib/ecelerity/cluster`): log checkpoints, one file per
     /// (log, subscriber).
     pub state_dir: PathBuf,
-    /// `spool_dir` ([`DEFAULT_SPOOL_DIR`]): moved messages arrive in
+    /// `spool_dir` (`/var/spool/ecelerity/cluster`): moved messages arrive in
     /// `incoming/` by way of `tmp/`.
     pub spool_dir: PathBuf,
-    /// `max_message_size` ([`DEFAULT_MAX_MESSAGE_SIZE`]): the largest message
+    /// `max_message_size` (64 MiB): the largest message
     /// body a move may carry, in bytes.
     pub max_message_size: u64,
     /// `heartbeats_per_sec` (1): accepted, no effect.
@@ -138,33 +116,18 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// A node named `nodename` on `127.0.0.1:0` using the msgc `servers`, every
-    /// other option at its default (for tests and embedding).
+    /// other option at its schema default (for tests and embedding).
     pub fn new(nodename: &str, servers: Vec<String>) -> Self {
-        Self {
-            nodename: nodename.to_owned(),
-            nodeaddr: FALLBACK_NODEADDR.to_owned(),
-            cluster_group: "ec_cluster".to_owned(),
-            control_group: "ec_console".to_owned(),
-            subcluster: DEFAULT_SUBCLUSTER.to_owned(),
-            node_type: DEFAULT_NODE_TYPE.to_owned(),
-            logs: BTreeMap::new(),
-            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
-            spool_dir: PathBuf::from(DEFAULT_SPOOL_DIR),
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            heartbeats_per_sec: 1,
-            view_mature_time: Duration::from_secs(5),
-            enabled: true,
-            log_level: "error".to_owned(),
-            listens: vec![ListenSpec {
-                addr: ListenAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
-                options: ListenOptions::default(),
-                enabled: true,
-            }],
-            msgc: MsgcClientConfig {
-                servers,
-                ..MsgcClientConfig::default()
-            },
-        }
+        let conf = service_kit::config::load(&Source::default(), TEST_BASE, &schema())
+            .expect("the built-in base configuration is valid");
+        let source = Source {
+            name: Some("node".to_owned()),
+            ..Source::default()
+        };
+        let mut cfg = from_conf(conf, &source).expect("the built-in base configuration is valid");
+        nodename.clone_into(&mut cfg.nodename);
+        cfg.msgc.servers = servers;
+        cfg
     }
 
     /// The subcluster's group, `ec_sc_<subcluster>`.
@@ -232,51 +195,43 @@ pub fn host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// Why a configuration was refused. Displays as the rendered diagnostics
-/// (file:line:col, source line, caret) or one clear line.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// Syntax, include, schema or type errors, with locations.
-    #[error("{0}")]
-    Invalid(#[from] Diagnostics),
-    /// A whole-configuration rule was broken.
-    #[error("{0}")]
-    Refused(String),
-}
+pub use service_kit::config::{ConfigError, Source};
 
-impl From<Diagnostic> for ConfigError {
-    fn from(d: Diagnostic) -> Self {
-        Self::Invalid(Diagnostics(vec![d]))
+/// The configuration a [`LoadedConf`] holds, shared; compared by identity.
+#[derive(Clone)]
+pub struct LoadedConf(pub Arc<confparse::Config>);
+
+impl PartialEq for LoadedConf {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
+
+impl Eq for LoadedConf {}
+
+impl std::fmt::Debug for LoadedConf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoadedConf")
+    }
+}
+
+/// What [`NodeConfig::new`] starts from.
+const TEST_BASE: Embedded = Embedded {
+    origin: "<built-in base ecelerity-cluster.conf>",
+    text: "ECCluster_Listener { Listen \"127.0.0.1:0\" { } }\n",
+};
+
+/// The embedded default as [`service_kit::config::load`] takes it.
+const EMBEDDED: Embedded = Embedded {
+    origin: "<embedded ecelerity-cluster.conf>",
+    text: EMBEDDED_DEFAULT,
+};
 
 /// The scopes cluster-listener owns (`ECCluster_Listener`, `cluster`,
 /// `msgc_client`, and the msgc scopes of the included `msgc_server.conf`),
 /// with Momentum's defaults.
 pub fn schema() -> confparse::Schema {
     confparse::momentum::cluster_listener_schema()
-}
-
-/// Where the configuration comes from.
-#[derive(Debug, Clone, Default)]
-pub struct Source {
-    /// A file, or `None` for [`EMBEDDED_DEFAULT`].
-    pub file: Option<PathBuf>,
-    /// `--name`, if given.
-    pub name: Option<String>,
-    /// Environment: `EC_NODE_NAME`, and `EC_CONF__<SCOPE>__<OPTION>` overrides.
-    pub env: Vec<(String, String)>,
-}
-
-impl Source {
-    /// A source that reads the process environment.
-    pub fn from_process(file: Option<PathBuf>, name: Option<String>) -> Self {
-        Self {
-            file,
-            name,
-            env: std::env::vars().collect(),
-        }
-    }
 }
 
 /// The same rule the bus applies to group names: 1-64 printable bytes, no whitespace.
@@ -295,36 +250,74 @@ pub fn is_plain_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-/// Reads option `name` of `scope` (or the top level when the scope is absent).
+/// Reads the options of one owned scope: the scope as written, or (when the
+/// file has none) an empty one, so the schema's defaults apply either way.
+#[derive(Clone, Copy)]
 struct Reader<'a> {
-    scope: Option<ScopeRef<'a>>,
+    scope: ScopeRef<'a>,
 }
 
 impl<'a> Reader<'a> {
-    fn str(&self, name: &str) -> Result<Option<String>, Diagnostic> {
-        self.scope.map_or(Ok(None), |s| s.get_str(name))
+    fn str(&self, name: &str) -> Result<String, ConfigError> {
+        Ok(self.scope.get_str(name)?.unwrap_or_default())
     }
+    /// An error located at option `name` if it was written, else one line.
     fn located(&self, name: &str, message: String) -> ConfigError {
-        match self.scope.and_then(|s| s.option(name)) {
+        match self.scope.option(name) {
             Some(option) => Diagnostic::error(message)
                 .at(option.location().clone())
                 .into(),
             None => ConfigError::Refused(message),
         }
     }
+    fn group(&self, name: &str) -> Result<String, ConfigError> {
+        let value = self.str(name)?;
+        if is_group_name(&value) {
+            Ok(value)
+        } else {
+            Err(self.located(
+                name,
+                format!(
+                    "cluster {name} {value:?} is not a group name (1-64 printable bytes, no spaces)"
+                ),
+            ))
+        }
+    }
+    fn dir(&self, name: &str) -> Result<PathBuf, ConfigError> {
+        match self.str(name)? {
+            d if d.is_empty() => Err(self.located(name, format!("cluster {name} is empty"))),
+            d => Ok(PathBuf::from(d)),
+        }
+    }
+    fn positive(&self, name: &str) -> Result<u64, ConfigError> {
+        let n = self.scope.get_int(name)?.unwrap_or_default();
+        u64::try_from(n)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| self.located(name, format!("cluster {name} must be 1 or more, not {n}")))
+    }
 }
+
+/// Empty owned scopes, validated, whose getters give the schema's defaults.
+const EMPTY_SCOPES: &str = "cluster { }\nmsgc_client { }\n";
 
 /// Loads, validates and types the configuration.
 pub fn load(source: &Source) -> Result<NodeConfig, ConfigError> {
-    let loader = confparse::Loader::new();
-    let mut conf = match &source.file {
-        Some(path) => loader.load_file(path)?,
-        None => loader.load_str("<embedded ecelerity-cluster.conf>", EMBEDDED_DEFAULT, None)?,
-    };
-    conf.apply_overrides(confparse::env_overrides_from(source.env.iter().cloned()))?;
-    conf.validate(&schema())?;
-    let root = conf.root();
+    let conf = service_kit::config::load(source, EMBEDDED, &schema())?;
+    from_conf(conf, source)
+}
 
+/// Types a loaded and validated configuration.
+fn from_conf(conf: confparse::Config, source: &Source) -> Result<NodeConfig, ConfigError> {
+    let mut empty = confparse::Loader::new().load_str("<schema defaults>", EMPTY_SCOPES, None)?;
+    empty.validate(&schema())?;
+    let root = conf.root();
+    let owned = |name: &str| Reader {
+        scope: root
+            .scope(name)
+            .or_else(|| empty.root().scope(name))
+            .expect("both owned scopes exist in EMPTY_SCOPES"),
+    };
     let listens = service_kit::listen::read_listens(root, "ECCluster_Listener")?;
     if root.scope("ECCluster_Listener").is_none() {
         return Err(ConfigError::Refused(
@@ -336,18 +329,53 @@ pub fn load(source: &Source) -> Result<NodeConfig, ConfigError> {
             "ECCluster_Listener has no enabled Listen".to_owned(),
         ));
     }
+    let cluster = owned("cluster");
+    let (nodename, nodeaddr) = identity(cluster, source, &listens)?;
+    let subcluster = cluster.str("subcluster")?;
+    if subcluster.is_empty() || !is_group_name(&format!("ec_sc_{subcluster}")) {
+        return Err(cluster.located(
+            "subcluster",
+            format!("cluster subcluster {subcluster:?} does not make a group name"),
+        ));
+    }
+    let msgc = read_msgc_client(owned("msgc_client"))?;
+    let scope = cluster.scope;
+    Ok(NodeConfig {
+        nodename,
+        nodeaddr,
+        cluster_group: cluster.group("cluster_group")?,
+        control_group: cluster.group("control_group")?,
+        subcluster,
+        node_type: Some(cluster.str("node_type")?)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| cluster.located("node_type", "cluster node_type is empty".into()))?,
+        logs: read_logs(cluster)?,
+        state_dir: cluster.dir("state_dir")?,
+        spool_dir: cluster.dir("spool_dir")?,
+        max_message_size: cluster.positive("max_message_size")?,
+        heartbeats_per_sec: u32::try_from(cluster.positive("heartbeats_per_sec")?)
+            .map_err(|_| cluster.located("heartbeats_per_sec", "too large".into()))?,
+        view_mature_time: scope.get_duration("view_mature_time")?.unwrap_or_default(),
+        enabled: scope.get_bool("enabled")?.unwrap_or_default(),
+        log_level: service_kit::telemetry::level_from_debug_level(&cluster.str("debug_level")?)
+            .to_owned(),
+        listens,
+        msgc,
+        conf: LoadedConf(Arc::new(conf.clone())),
+    })
+}
 
-    let cluster = Reader {
-        scope: root.scope("cluster"),
-    };
-    let env_name = source
-        .env
-        .iter()
-        .find(|(k, _)| k == service_kit::node_name::NODE_NAME_ENV)
-        .map(|(_, v)| v.as_str());
-    let nodename = match cluster.str("nodename")?.filter(|n| !n.is_empty()) {
-        Some(name) => name,
-        None => service_kit::node_name::resolve(source.name.as_deref(), env_name),
+/// `nodename` (the config's, else `--name`, `EC_NODE_NAME`, the host name)
+/// and `nodeaddr` (the config's, else the first specific TCP Listen's IP,
+/// else [`FALLBACK_NODEADDR`]).
+fn identity(
+    cluster: Reader<'_>,
+    source: &Source,
+    listens: &[ListenSpec],
+) -> Result<(String, String), ConfigError> {
+    let nodename = match cluster.str("nodename")? {
+        name if name.is_empty() => source.node_name(),
+        name => name,
     };
     if nodename.is_empty()
         || nodename
@@ -359,7 +387,7 @@ pub fn load(source: &Source) -> Result<NodeConfig, ConfigError> {
             format!("cluster nodename {nodename:?} must be non-empty, without whitespace"),
         ));
     }
-    let nodeaddr = match cluster.str("nodeaddr")? {
+    let nodeaddr = match cluster.scope.get_str("nodeaddr")? {
         Some(addr) if addr.is_empty() || addr.chars().any(|c| c.is_whitespace() || c == '/') => {
             return Err(cluster.located(
                 "nodeaddr",
@@ -376,43 +404,17 @@ pub fn load(source: &Source) -> Result<NodeConfig, ConfigError> {
             })
             .unwrap_or_else(|| FALLBACK_NODEADDR.to_owned()),
     };
-    let group = |name: &str, default: &str| -> Result<String, ConfigError> {
-        let value = cluster.str(name)?.unwrap_or_else(|| default.to_owned());
-        if is_group_name(&value) {
-            Ok(value)
-        } else {
-            Err(cluster.located(
-                name,
-                format!(
-                    "cluster {name} {value:?} is not a group name (1-64 printable bytes, no spaces)"
-                ),
-            ))
-        }
-    };
-    let cluster_group = group("cluster_group", "ec_cluster")?;
-    let control_group = group("control_group", "ec_console")?;
-    let subcluster = cluster
-        .str("subcluster")?
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_SUBCLUSTER.to_owned());
-    if !is_group_name(&format!("ec_sc_{subcluster}")) {
-        return Err(cluster.located(
-            "subcluster",
-            format!("cluster subcluster {subcluster:?} does not make a group name"),
-        ));
-    }
-    let node_type = cluster
-        .str("node_type")?
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_NODE_TYPE.to_owned());
-    let logs: BTreeMap<String, String> = match cluster.scope {
-        Some(s) => s
-            .get_dict("logs")?
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        None => BTreeMap::new(),
-    };
+    Ok((nodename, nodeaddr))
+}
+
+/// `cluster { logs = [ name = "/path" ] }`, names checked as path components.
+fn read_logs(cluster: Reader<'_>) -> Result<BTreeMap<String, String>, ConfigError> {
+    let logs: BTreeMap<String, String> = cluster
+        .scope
+        .get_dict("logs")?
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     for (name, path) in &logs {
         if !is_plain_name(name) {
             return Err(cluster.located(
@@ -424,82 +426,12 @@ pub fn load(source: &Source) -> Result<NodeConfig, ConfigError> {
             return Err(cluster.located("logs", format!("cluster logs {name:?} has an empty path")));
         }
     }
-    let dir = |name: &str, default: &str| -> Result<PathBuf, ConfigError> {
-        match cluster.str(name)? {
-            Some(d) if d.is_empty() => {
-                Err(cluster.located(name, format!("cluster {name} is empty")))
-            }
-            Some(d) => Ok(PathBuf::from(d)),
-            None => Ok(PathBuf::from(default)),
-        }
-    };
-    let state_dir = dir("state_dir", DEFAULT_STATE_DIR)?;
-    let spool_dir = dir("spool_dir", DEFAULT_SPOOL_DIR)?;
-    let max_message_size = match cluster.scope {
-        Some(s) => s.get_int("max_message_size")?,
-        None => None,
-    }
-    .map_or(Ok(DEFAULT_MAX_MESSAGE_SIZE), |n| {
-        u64::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
-            cluster.located(
-                "max_message_size",
-                format!("cluster max_message_size must be 1 byte or more, not {n}"),
-            )
-        })
-    })?;
-    let heartbeats = match cluster.scope {
-        Some(s) => s.get_int("heartbeats_per_sec")?.unwrap_or(1),
-        None => 1,
-    };
-    let heartbeats_per_sec = u32::try_from(heartbeats)
-        .ok()
-        .filter(|h| *h >= 1)
-        .ok_or_else(|| {
-            cluster.located(
-                "heartbeats_per_sec",
-                format!("cluster heartbeats_per_sec must be 1 or more, not {heartbeats}"),
-            )
-        })?;
-    let (view_mature_time, enabled, debug_level) = match cluster.scope {
-        Some(s) => (
-            s.get_duration("view_mature_time")?
-                .unwrap_or(Duration::from_secs(5)),
-            s.get_bool("enabled")?.unwrap_or(true),
-            s.get_str("debug_level")?
-                .unwrap_or_else(|| "ERROR".to_owned()),
-        ),
-        None => (Duration::from_secs(5), true, "ERROR".to_owned()),
-    };
-
-    let msgc = read_msgc_client(Reader {
-        scope: root.scope("msgc_client"),
-    })?;
-    Ok(NodeConfig {
-        nodename,
-        nodeaddr,
-        cluster_group,
-        control_group,
-        subcluster,
-        node_type,
-        logs,
-        state_dir,
-        spool_dir,
-        max_message_size,
-        heartbeats_per_sec,
-        view_mature_time,
-        enabled,
-        log_level: service_kit::telemetry::level_from_debug_level(&debug_level).to_owned(),
-        listens,
-        msgc,
-    })
+    Ok(logs)
 }
 
 fn read_msgc_client(client: Reader<'_>) -> Result<MsgcClientConfig, ConfigError> {
-    let defaults = MsgcClientConfig::default();
-    let Some(scope) = client.scope else {
-        return Ok(defaults);
-    };
-    let servers = scope.get_list("server")?.unwrap_or(defaults.servers);
+    let scope = client.scope;
+    let servers = scope.get_list("server")?.unwrap_or_default();
     if servers.is_empty() {
         return Err(client.located(
             "server",
@@ -532,17 +464,15 @@ fn read_msgc_client(client: Reader<'_>) -> Result<MsgcClientConfig, ConfigError>
                 })?,
         ),
     };
-    let duration = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
-        Ok(scope.get_duration(name)?.unwrap_or(default))
+    let duration = |name: &str| -> Result<Duration, ConfigError> {
+        Ok(scope.get_duration(name)?.unwrap_or_default())
     };
     Ok(MsgcClientConfig {
         servers,
         bind_address,
-        connect_timeout: duration("connect_timeout", defaults.connect_timeout)?
-            .max(Duration::from_millis(10)),
-        keepalive_interval: duration("keepalive_interval", defaults.keepalive_interval)?
-            .max(Duration::from_millis(10)),
-        reconnect_interval: duration("reconnect_interval", defaults.reconnect_interval)?,
+        connect_timeout: duration("connect_timeout")?.max(Duration::from_millis(10)),
+        keepalive_interval: duration("keepalive_interval")?.max(Duration::from_millis(10)),
+        reconnect_interval: duration("reconnect_interval")?,
     })
 }
 
@@ -678,9 +608,9 @@ mod tests {
         assert_eq!(cfg.msgc.servers, vec!["h1:1", "h2:2"]);
         assert_eq!(cfg.msgc.reconnect_interval, Duration::from_millis(200));
         assert_eq!(cfg.msgc.bind_address, Some(IpAddr::from([127, 0, 0, 1])));
-        assert_eq!(cfg.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
-        assert_eq!(cfg.spool_dir, PathBuf::from(DEFAULT_SPOOL_DIR));
-        assert_eq!(cfg.max_message_size, DEFAULT_MAX_MESSAGE_SIZE);
+        assert_eq!(cfg.state_dir, PathBuf::from("/var/lib/ecelerity/cluster"));
+        assert_eq!(cfg.spool_dir, PathBuf::from("/var/spool/ecelerity/cluster"));
+        assert_eq!(cfg.max_message_size, 64 << 20);
     }
 
     #[test]

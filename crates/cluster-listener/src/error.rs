@@ -1,6 +1,7 @@
 //! Every way a node request can be refused, and the one place they become
 //! gRPC statuses: [`NodeError`] (`eccluster.v1.Node`), [`MoveError`]
-//! (`eccluster.v1.Mover`), [`LogError`] (`eccluster.v1.Logs`).
+//! (`eccluster.v1.Mover`), [`LogError`] (`eccluster.v1.Logs`),
+//! [`ConsoleError`] (`eccluster.v1.Console`).
 
 use std::io;
 
@@ -331,6 +332,41 @@ mod tests {
         for (status, code, text) in cases {
             assert_eq!(status.code(), code, "{status:?}");
             assert!(status.message().contains(text), "{}", status.message());
+        }
+    }
+}
+
+/// A refused console request.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// No command text.
+    #[error("no console command given (try `help`)")]
+    MissingCommand,
+    /// The verb is unspecified or does not fit the other fields.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The node verbs name a node that is not in the membership.
+    #[error("node {0:?} is not in this node's cluster membership")]
+    UnknownNode(String),
+    /// The command could not be sent over the bus.
+    #[error("cannot send the command over the bus: {0}")]
+    NotOnBus(String),
+    /// A reply for no waiting request (late, or never sent).
+    #[error("no console request {0} is waiting for replies (late reply?)")]
+    NotWaiting(u64),
+}
+
+impl From<ConsoleError> for Status {
+    fn from(err: ConsoleError) -> Self {
+        let message = err.to_string();
+        match err {
+            ConsoleError::MissingCommand | ConsoleError::BadRequest(_) => {
+                Status::invalid_argument(message)
+            }
+            ConsoleError::UnknownNode(_) | ConsoleError::NotWaiting(_) => {
+                Status::not_found(message)
+            }
+            ConsoleError::NotOnBus(_) => Status::unavailable(message),
         }
     }
 }

@@ -11,13 +11,18 @@
 //!   pulling from durable, rotation-safe checkpoints.
 //! * [`puller`] and [`aggregate`]: the pulling side, exactly-once output, and
 //!   the `aggregate` subcommand.
+//! * [`console`]: `eccluster.v1.Console`, console fan-out over `ec_console`
+//!   and `ec_sc_<sc>` (eccmgr's broadcast / retrieve / unicast / retrieve_node).
+//! * [`cli`]: the `cluster-listener` command line (main.rs is glue).
 //! * [`error`]: every refusal and its gRPC status.
 //! * [`server`]: [`serve`], the whole node over bound listeners.
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod logfile;
 pub mod logs;

@@ -95,7 +95,8 @@ impl LogsService {
         Ok((path.into(), subscriber.to_owned()))
     }
 
-    fn list(&self) -> Result<ListLogsResponse, LogError> {
+    /// Every offered log with its path, size and subscribers' checkpoints.
+    pub fn list(&self) -> Result<ListLogsResponse, LogError> {
         let mut logs = Vec::new();
         for (name, path) in &self.cfg.logs {
             let subscribers = self

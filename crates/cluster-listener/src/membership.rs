@@ -16,10 +16,9 @@ use std::time::Duration;
 
 use msgc_client::{Events, Options, Session};
 use proto::eccluster::v1::{MembershipResponse, NodeEntry};
-use proto::msgc::v1::{GroupView, NodeRecord, event};
-use tokio::sync::watch;
+use proto::msgc::v1::{Delivery, GroupView, NodeRecord, event};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 
 use crate::config::NodeConfig;
 
@@ -38,10 +37,12 @@ pub struct LinkStatus {
     pub last_error: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     link: LinkStatus,
     views: BTreeMap<String, GroupView>,
+    /// The open session, to publish with (console commands).
+    session: Option<Session>,
 }
 
 struct Inner {
@@ -185,8 +186,21 @@ impl Membership {
             .find(|n| n.node_name == node)
     }
 
-    fn connected(&self, addr: &str, server: &str, private_name: &str) {
+    /// Multicasts `payload` to `group` through this node's session.
+    pub async fn publish(&self, group: &str, payload: Vec<u8>) -> Result<(), String> {
+        let session = self.read().session.clone();
+        match session {
+            Some(session) => session
+                .publish(group, payload)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err("this node has no msgc session".to_owned()),
+        }
+    }
+
+    fn connected(&self, addr: &str, server: &str, private_name: &str, session: Option<Session>) {
         let mut state = self.write();
+        state.session = session;
         state.link = LinkStatus {
             server_addr: addr.to_owned(),
             server_name: server.to_owned(),
@@ -205,6 +219,7 @@ impl Membership {
         state.link.connected = false;
         state.link.last_error = error.to_owned();
         state.views.clear();
+        state.session = None;
         drop(state);
         self.inner.joined.send_replace(false);
     }
@@ -263,12 +278,21 @@ pub fn client_name(nodename: &str) -> String {
     }
 }
 
+/// Where the msgc client task hands what it receives besides views.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    /// Deliveries on the control and subcluster groups (console commands);
+    /// dropped with a warning when the reader falls this far behind.
+    pub deliveries: mpsc::Sender<Delivery>,
+}
+
 /// Runs the msgc client until `shutdown`: connect, join, follow the views,
-/// and on loss dial the next server.
+/// hand deliveries to `inbox`, and on loss dial the next server.
 pub async fn run(
     cfg: Arc<NodeConfig>,
     record: NodeRecord,
     membership: Membership,
+    inbox: Inbox,
     shutdown: CancellationToken,
 ) {
     let servers = cfg.msgc.servers.clone();
@@ -281,7 +305,7 @@ pub async fn run(
     while !shutdown.is_cancelled() {
         let addr = &servers[next % servers.len()];
         next = next.wrapping_add(1);
-        match session(&cfg, &record, &membership, addr, &shutdown).await {
+        match session(&cfg, &record, &membership, &inbox, addr, &shutdown).await {
             Ok(Ended::Shutdown) => break,
             Ok(Ended::Lost(reason)) => {
                 tracing::warn!(server = %addr, %reason, "msgc session lost; reconnecting");
@@ -307,25 +331,16 @@ pub async fn run(
     membership.disconnected(&link.server_addr, "shutting down");
 }
 
-/// One session: dial, hello, join every group, then follow events until the
-/// session ends. `Err` when the session could not be opened at all.
-async fn session(
+/// Dials `addr` and opens a session carrying this node's record.
+async fn open(
     cfg: &NodeConfig,
     record: &NodeRecord,
-    membership: &Membership,
     addr: &str,
-    shutdown: &CancellationToken,
-) -> Result<Ended, String> {
+) -> Result<(Session, Events), String> {
     let msgc = &cfg.msgc;
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
-    let endpoint = Endpoint::from_shared(uri)
-        .map_err(|e| format!("bad msgc server address {addr:?}: {e}"))?
+    let endpoint = service_kit::endpoint::endpoint(addr)
+        .map_err(|e| e.to_string())?
         .connect_timeout(msgc.connect_timeout)
-        .tcp_nodelay(true)
         .http2_keep_alive_interval(msgc.keepalive_interval)
         .keep_alive_timeout(msgc.keepalive_interval * 3)
         .keep_alive_while_idle(true)
@@ -345,14 +360,32 @@ async fn session(
             .await
             .map_err(|e| e.to_string())
     };
+    tokio::time::timeout(msgc.connect_timeout + Duration::from_millis(100), open)
+        .await
+        .map_err(|_| format!("no welcome from {addr} within {:?}", msgc.connect_timeout))?
+}
+
+/// One session: dial, hello, join every group, then follow events until the
+/// session ends. `Err` when the session could not be opened at all.
+async fn session(
+    cfg: &NodeConfig,
+    record: &NodeRecord,
+    membership: &Membership,
+    inbox: &Inbox,
+    addr: &str,
+    shutdown: &CancellationToken,
+) -> Result<Ended, String> {
     let (session, mut events): (Session, Events) = tokio::select! {
         _ = shutdown.cancelled() => return Ok(Ended::Shutdown),
-        opened = tokio::time::timeout(msgc.connect_timeout + Duration::from_millis(100), open) => {
-            opened.map_err(|_| format!("no welcome from {addr} within {:?}", msgc.connect_timeout))??
-        }
+        opened = open(cfg, record, addr) => opened?,
     };
     let welcome = session.welcome().clone();
-    membership.connected(addr, &welcome.server, &welcome.private_name);
+    membership.connected(
+        addr,
+        &welcome.server,
+        &welcome.private_name,
+        Some(session.clone()),
+    );
     tracing::info!(server = %addr, name = %welcome.private_name, "msgc session open");
     for group in cfg.groups() {
         if let Err(e) = session.join(&group, Vec::new()).await {
@@ -367,21 +400,29 @@ async fn session(
         match frame {
             Ok(Some(frame)) => {
                 for event in frame.events {
-                    match event.kind {
-                        Some(event::Kind::View(view)) => {
-                            tracing::debug!(group = %view.group, gid = view.gid, members = view.members.len(), "group view");
-                            membership.apply_view(view);
-                        }
-                        Some(event::Kind::Delivery(d)) => {
-                            tracing::debug!(group = %d.group, sender = %d.sender, "delivery ignored");
-                        }
-                        Some(event::Kind::Welcome(_)) | None => {}
-                    }
+                    dispatch(membership, inbox, event.kind);
                 }
             }
             Ok(None) => return Ok(Ended::Lost(format!("{addr} ended the session"))),
             Err(e) => return Ok(Ended::Lost(e.to_string())),
         }
+    }
+}
+
+/// Views go to the membership, deliveries to the inbox.
+fn dispatch(membership: &Membership, inbox: &Inbox, event: Option<event::Kind>) {
+    match event {
+        Some(event::Kind::View(view)) => {
+            tracing::debug!(group = %view.group, gid = view.gid, members = view.members.len(), "group view");
+            membership.apply_view(view);
+        }
+        Some(event::Kind::Delivery(d)) => {
+            tracing::debug!(group = %d.group, sender = %d.sender, "delivery");
+            if let Err(err) = inbox.deliveries.try_send(d) {
+                tracing::warn!(error = %err, "console inbox full: delivery dropped");
+            }
+        }
+        Some(event::Kind::Welcome(_)) | None => {}
     }
 }
 
@@ -418,7 +459,7 @@ mod tests {
     fn membership_follows_views_leader_first_with_groups() {
         let m = Membership::new("ec_cluster");
         let mut joined = m.joined();
-        m.connected("127.0.0.1:4809", "s1", "#n1#s1");
+        m.connected("127.0.0.1:4809", "s1", "#n1#s1", None);
         let (n1, n2, n3) = (member("n1", "s1"), member("n2", "s2"), member("n3", "s3"));
         m.apply_view(view("ec_cluster", 1, std::slice::from_ref(&n2)));
         assert!(!*joined.borrow_and_update());

@@ -42,14 +42,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// An endpoint tuned for bulk data: large windows, no Nagle, keepalive so a
 /// dead peer is noticed.
 pub fn data_endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Endpoint::from_shared(uri)?
+    Ok(service_kit::endpoint::endpoint(addr)
+        .map_err(|e| e.source)?
         .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(10))

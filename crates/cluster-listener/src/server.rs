@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use proto::eccluster::v1::console_server::ConsoleServer;
 use proto::eccluster::v1::logs_server::LogsServer;
 use proto::eccluster::v1::mover_server::MoverServer;
 use proto::eccluster::v1::node_server::NodeServer;
@@ -13,6 +14,8 @@ use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
 
 use crate::config::NodeConfig;
+use crate::console::commands::Answerer;
+use crate::console::{self, Console, ConsoleService};
 use crate::logs::LogsService;
 use crate::membership::{self, Membership};
 use crate::mover::{self, MoverService};
@@ -26,16 +29,7 @@ pub const NODE_HEALTH_NAME: &str = "eccluster.v1.Node";
 /// How long shutdown waits for calls and tasks to finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Why the node stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// Reflection could not be built from the descriptor set.
-    #[error("building reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    /// The gRPC server failed.
-    #[error("gRPC server: {0}")]
-    Transport(#[from] tonic::transport::Error),
-}
+pub use service_kit::ServeError;
 
 /// A node about to serve: its context is available (e.g. to tests) before
 /// [`Node::run`] is awaited.
@@ -105,12 +99,19 @@ impl Node {
         )
         .await?;
 
+        let console = Console::new(
+            ctx.clone(),
+            Answerer::new(ctx.clone(), LogsService::new(cfg.clone(), stop.clone())),
+        );
         if cfg.enabled {
             let record = membership::node_record(&cfg, &ctx.address);
+            let (deliveries, inbox) = tokio::sync::mpsc::channel(console::INBOX);
+            tasks.spawn(console::serve_inbox(console.clone(), inbox, stop.clone()));
             tasks.spawn(membership::run(
                 cfg.clone(),
                 record,
                 ctx.membership.clone(),
+                membership::Inbox { deliveries },
                 stop.clone(),
             ));
             let mut joined = ctx.membership.joined();
@@ -142,6 +143,7 @@ impl Node {
 
         let routes = routes
             .add_service(NodeServer::new(NodeService::new(ctx.clone())))
+            .add_service(ConsoleServer::new(ConsoleService::new(console)))
             .add_service(LogsServer::new(LogsService::new(cfg.clone(), stop.clone())))
             .add_service(
                 MoverServer::new(MoverService::new(ctx.clone(), spool))

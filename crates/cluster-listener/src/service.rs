@@ -13,7 +13,6 @@ use proto::eccluster::v1::{
     EchoRequest, EchoResponse, InfoRequest, MembershipRequest, MembershipResponse, NodeInfo,
     PingRequest, PingResponse,
 };
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
 use crate::config::NodeConfig;
@@ -83,11 +82,8 @@ impl NodeService {
             address: address.clone(),
             reason,
         };
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| unreachable(e.to_string()))?
-            .connect_timeout(PING_TIMEOUT)
-            .timeout(PING_TIMEOUT)
-            .tcp_nodelay(true);
+        let endpoint = service_kit::endpoint::endpoint_with_timeout(&address, PING_TIMEOUT)
+            .map_err(|e| unreachable(e.to_string()))?;
         let channel = tokio::time::timeout(PING_TIMEOUT, endpoint.connect())
             .await
             .map_err(|_| unreachable(format!("no connection within {PING_TIMEOUT:?}")))?

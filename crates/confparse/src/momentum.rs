@@ -52,13 +52,16 @@ fn msgc_timers(s: ScopeSchema) -> ScopeSchema {
 }
 
 /// `msgc_server { peers = [ name = "address" ... ] port = 4809 ... }`, plus this
-/// project's `max_message_size` (largest payload in bytes, default 1 MiB).
+/// project's `max_message_size` (largest payload in bytes, default 1 MiB) and
+/// `max_peer_bytes` (bytes queued for one peer before its link is cut,
+/// default 64 MiB).
 pub fn msgc_server() -> ScopeSchema {
     msgc_timers(
         ScopeSchema::anonymous("msgc_server")
             .option("peers", Kind::Dict, None)
             .option("port", Kind::Int, Some("4809"))
-            .option("max_message_size", Kind::Int, Some("1048576")),
+            .option("max_message_size", Kind::Int, Some("1048576"))
+            .option("max_peer_bytes", Kind::Int, Some("67108864")),
     )
 }
 
@@ -75,14 +78,27 @@ pub fn msgc_client() -> ScopeSchema {
 /// `Topology "<cidr>" { cidrmask interface }`, plus this project's options:
 /// `subcluster`, `node_type` (advertised in the node record), `state_dir`
 /// (log checkpoints), `spool_dir` (moved messages) and `max_message_size`
-/// (largest moved message, default 64 MiB). Where `state_dir` and `spool_dir`
-/// default to is the service's business, so no default is declared here.
+/// (largest moved message, default 64 MiB). Every default cluster-listener
+/// applies is declared here, so this is the one place to read them:
+/// subcluster `default` (group `ec_sc_default`), node type `node`, state in
+/// `/var/lib/ecelerity/cluster`, spool in `/var/spool/ecelerity/cluster`,
+/// `debug_level` `ERROR`. `nodename` and `nodeaddr` have no default here:
+/// they are derived (from `--name`/`EC_NODE_NAME`/the host name, and from the
+/// first specific `Listen`).
 pub fn cluster() -> ScopeSchema {
     ScopeSchema::anonymous("cluster")
-        .option("subcluster", Kind::Str, None)
-        .option("node_type", Kind::Str, None)
-        .option("state_dir", Kind::Str, None)
-        .option("spool_dir", Kind::Str, None)
+        .option("subcluster", Kind::Str, Some("default"))
+        .option("node_type", Kind::Str, Some("node"))
+        .option(
+            "state_dir",
+            Kind::Str,
+            Some("\"/var/lib/ecelerity/cluster\""),
+        )
+        .option(
+            "spool_dir",
+            Kind::Str,
+            Some("\"/var/spool/ecelerity/cluster\""),
+        )
         .option("max_message_size", Kind::Int, Some("67108864"))
         .option("cluster_group", Kind::Str, Some("ec_cluster"))
         .option("control_group", Kind::Str, Some("ec_console"))
@@ -92,7 +108,7 @@ pub fn cluster() -> ScopeSchema {
         .option("heartbeats_per_sec", Kind::Int, Some("1"))
         .option("view_mature_time", Kind::Duration, Some("5"))
         .option("enabled", Kind::Bool, Some("true"))
-        .option("debug_level", Kind::Str, None)
+        .option("debug_level", Kind::Str, Some("ERROR"))
         .child(ScopeSchema::named("Replicate").unchecked())
         .child(
             ScopeSchema::named("Topology")

@@ -35,6 +35,17 @@ pub async fn standard_routes(
     Ok((reporter, routes))
 }
 
+/// Why a service stopped serving with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Reflection could not be built from the descriptor set.
+    #[error("building reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
 /// What a health check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -65,19 +76,12 @@ async fn connect(
     addr: &str,
     timeout: Duration,
 ) -> Result<tonic::transport::Channel, HealthCheckError> {
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
     let fail = |source| HealthCheckError::Connect {
         addr: addr.to_owned(),
         source,
     };
-    tonic::transport::Endpoint::from_shared(uri)
-        .map_err(fail)?
-        .connect_timeout(timeout)
-        .timeout(timeout)
+    crate::endpoint::endpoint_with_timeout(addr, timeout)
+        .map_err(|e| fail(e.source))?
         .connect()
         .await
         .map_err(fail)
