@@ -75,18 +75,21 @@
 //! * **Gid order** — each client's gids of a group strictly increase.
 //!
 //! Limits: the checker assumes one primary component (partitioned sides that
-//! reuse gids must be checked as separate runs), that members of a lost server
+//! reuse gids must be checked as separate runs, or with
+//! [`check_partitioned`], which keeps the checks that hold across sides), that members of a lost server
 //! are not cut (DISCONNECT) just before the loss, and that sessions using
 //! `no_self_delivery` are not recorded as surviving members of groups they
 //! publish to.
 #![forbid(unsafe_code)]
 
 mod check;
+mod partitioned;
 mod payload;
 mod record;
 mod violation;
 
 pub use check::{Summary, assert_valid, check};
+pub use partitioned::check_partitioned;
 pub use payload::{MsgId, decode_payload, encode_payload};
 pub use record::{ClientLog, Pos, PublisherLog, Record, Run, pos_of, server_of};
 pub use violation::{EventKey, Invariant, Violation, report};

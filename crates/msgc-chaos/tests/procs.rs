@@ -1,0 +1,96 @@
+//! Two short randomized fault schedules against real msgc-server processes
+//! (5 servers, 3 faulted, 2 faults each at least: kills, pauses, cascades,
+//! nft link cuts and splits), judged by msgc-check and the run-level checks.
+//!
+//! Needs root (nft rules, per-server cgroups) and nft; fails saying so
+//! otherwise, unless MSGC_CHAOS_SKIP is set. The server binary is
+//! MSGC_SERVER_BIN, else the msgc-server next to this test's target
+//! directory (built by `cargo test --workspace`), else it is built here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use msgc_chaos::netcut;
+use msgc_chaos::runner::{ProcsConfig, run_seed, summary_line};
+use msgc_chaos::schedule::Params;
+
+/// The seeds CI runs.
+const SEEDS: [u64; 2] = [101, 102];
+
+fn server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("MSGC_SERVER_BIN") {
+        return PathBuf::from(bin);
+    }
+    // target/<profile>/deps/procs-<hash> -> target/<profile>/msgc-server
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let bin = profile_dir.join("msgc-server");
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-p", "msgc-server", "--bin", "msgc-server"]);
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build -p msgc-server");
+        assert!(status.success(), "cargo build -p msgc-server failed");
+    }
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_randomized_schedules_hold_on_real_processes() {
+    if std::env::var_os("MSGC_CHAOS_SKIP").is_some() {
+        eprintln!("MSGC_CHAOS_SKIP is set: not running the real-process fault schedules");
+        return;
+    }
+    let root = match netcut::preflight() {
+        Ok(root) => root,
+        Err(e) => panic!("{e}\n(set MSGC_CHAOS_SKIP=1 to skip this test)"),
+    };
+    netcut::sweep_stale(&root);
+    let cfg = ProcsConfig {
+        binary: server_binary(),
+        params: Params {
+            servers: 5,
+            faulted: 3,
+            faults_per_server: 2,
+            keepalive: Duration::from_millis(250),
+        },
+        rate: 200,
+        max_per_publisher: 20_000,
+        final_per_server: 10,
+        out_dir: std::env::temp_dir().join("msgc-chaos-test"),
+        keep: false,
+    };
+    let mut failures = Vec::new();
+    for seed in SEEDS {
+        let report = run_seed(&cfg, &root, seed)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed} could not run: {e}"));
+        println!("{}", summary_line(&report));
+        if !report.verdict.findings.is_empty() {
+            let first: Vec<String> = report
+                .verdict
+                .findings
+                .iter()
+                .take(5)
+                .map(|f| format!("  - {f}"))
+                .collect();
+            failures.push(format!(
+                "{}\n{}\n  replay: cargo run --release -p msgc-chaos -- procs --seed {seed} --count 1 --faults-per-server 2\n  logs in {}",
+                summary_line(&report),
+                first.join("\n"),
+                report.dir.display()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "fault schedules failed:\n{}",
+        failures.join("\n")
+    );
+}
