@@ -75,9 +75,9 @@
 //! * **Gid order** — each client's gids of a group strictly increase.
 //!
 //! Limits: the checker assumes one primary component (partitioned sides that
-//! reuse gids must be checked as separate runs, or with
-//! [`check_partitioned`], which keeps the checks that hold across sides), that members of a lost server
-//! are not cut (DISCONNECT) just before the loss, and that sessions using
+//! reuse gids must be checked as separate runs, or with [`check_partitioned`],
+//! which keeps the checks that hold across sides), that members of a lost
+//! server are not cut (DISCONNECT) just before the loss, and that sessions using
 //! `no_self_delivery` are not recorded as surviving members of groups they
 //! publish to.
 #![forbid(unsafe_code)]

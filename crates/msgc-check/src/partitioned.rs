@@ -151,37 +151,7 @@ fn one_client<'a>(
                     delivered.insert(id, first_index);
                     continue;
                 }
-                match sent.get(id) {
-                    None => violations.push(Violation::Created {
-                        client: client.clone(),
-                        group: group.to_owned(),
-                        id: id.clone(),
-                        index,
-                    }),
-                    Some((g, _)) if *g != group => violations.push(Violation::WrongGroup {
-                        client: client.clone(),
-                        id: id.clone(),
-                        published_to: (*g).to_owned(),
-                        delivered_in: group.to_owned(),
-                        index,
-                    }),
-                    Some((_, rank)) => {
-                        let slot = (group, id.sender.as_str());
-                        if let Some((prev_rank, prev_counter)) = last_fifo.get(&slot)
-                            && prev_rank >= rank
-                        {
-                            violations.push(Violation::FifoViolated {
-                                client: client.clone(),
-                                group: group.to_owned(),
-                                publisher: id.sender.clone(),
-                                first: *prev_counter,
-                                then: id.counter,
-                                index,
-                            });
-                        }
-                        last_fifo.insert(slot, (*rank, id.counter));
-                    }
-                }
+                creation_and_fifo(client, group, id, index, sent, &mut last_fifo, violations);
                 Key::Message(id.clone())
             }
             Record::View { gid, .. } => {
@@ -220,6 +190,49 @@ fn one_client<'a>(
         events.entry(group).or_default().push(key);
     }
     events
+}
+
+/// 5 (creation, wrong group) and 2 (FIFO) for one delivery.
+fn creation_and_fifo<'a>(
+    client: &str,
+    group: &'a str,
+    id: &'a MsgId,
+    index: usize,
+    sent: &HashMap<MsgId, (&str, usize)>,
+    last_fifo: &mut HashMap<(&'a str, &'a str), (usize, u64)>,
+    violations: &mut Vec<Violation>,
+) {
+    match sent.get(id) {
+        None => violations.push(Violation::Created {
+            client: client.to_owned(),
+            group: group.to_owned(),
+            id: id.clone(),
+            index,
+        }),
+        Some((g, _)) if *g != group => violations.push(Violation::WrongGroup {
+            client: client.to_owned(),
+            id: id.clone(),
+            published_to: (*g).to_owned(),
+            delivered_in: group.to_owned(),
+            index,
+        }),
+        Some((_, rank)) => {
+            let slot = (group, id.sender.as_str());
+            if let Some((prev_rank, prev_counter)) = last_fifo.get(&slot)
+                && prev_rank >= rank
+            {
+                violations.push(Violation::FifoViolated {
+                    client: client.to_owned(),
+                    group: group.to_owned(),
+                    publisher: id.sender.clone(),
+                    first: *prev_counter,
+                    then: id.counter,
+                    index,
+                });
+            }
+            last_fifo.insert(slot, (*rank, id.counter));
+        }
+    }
 }
 
 /// 1: every pair of clients delivers its common events in the same order.
