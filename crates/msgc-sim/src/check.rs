@@ -34,6 +34,9 @@ pub enum Invariant {
     GroupViews,
     /// Guarantee 7: SERVER_LOST missing, repeated or wrong.
     ServerLost,
+    /// Two servers delivered one op in different server views (EVS: a
+    /// message is delivered in one configuration by all that deliver it).
+    OneView,
     /// An ack for the wrong publish, or too many.
     Ack,
     /// More permits released than taken.
@@ -66,10 +69,27 @@ impl fmt::Display for Violation {
 }
 
 /// A server-level event: what a watcher saw, comparable across servers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Item {
     Msg(usize, Position),
     View(String, u32, ChangeKind, Vec<MemberKey>, Position),
+}
+
+impl fmt::Debug for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Msg(m, p) => write!(f, "msg#{m}@{}.{}", p.epoch, p.seq),
+            Item::View(g, gid, change, ms, p) => {
+                write!(
+                    f,
+                    "{g} gid {gid} {change:?} {} @{}.{}",
+                    keys(ms),
+                    p.epoch,
+                    p.seq
+                )
+            }
+        }
+    }
 }
 
 fn item(rec: &Rec) -> Item {
@@ -91,6 +111,16 @@ fn item(rec: &Rec) -> Item {
 struct Segments {
     regular: Vec<Vec<Item>>,
     transition: Vec<Vec<Item>>,
+    /// The watcher's group table (gid, members) when each view started.
+    start: Vec<BTreeMap<String, (u32, Vec<MemberKey>)>>,
+}
+
+fn keys(ms: &[MemberKey]) -> String {
+    let v: Vec<String> = ms
+        .iter()
+        .map(|k| format!("{:?}/{}", k.server, k.session.0))
+        .collect();
+    format!("[{}]", v.join(" "))
 }
 
 struct Checker<'h> {
@@ -118,6 +148,7 @@ pub fn check(h: &History, probes_at: Option<u64>) -> Vec<Violation> {
     c.sessions_match_watchers();
     c.build_segments();
     c.agreed_order();
+    c.one_view();
     c.same_views_same_events();
     c.reliable_delivery();
     c.server_lost();
@@ -136,6 +167,33 @@ impl Checker<'_> {
 
     fn inc_name(&self, inc: usize) -> String {
         id_name(&self.h.incs[inc].id)
+    }
+
+    /// Where incarnation `inc` delivered message `m`: view and position.
+    fn where_(&self, inc: usize, m: usize) -> String {
+        let log = &self.h.incs[inc];
+        let Some(w) = log.watcher else {
+            return "?".into();
+        };
+        self.h.sessions[w]
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Rec::Msg {
+                    msg,
+                    position,
+                    view,
+                    at,
+                } if *msg == m => Some(format!(
+                    "in {:?} at {}.{} ({:.1}ms)",
+                    log.views[*view].1.id,
+                    position.epoch,
+                    position.seq,
+                    *at as f64 / MS as f64
+                )),
+                _ => None,
+            })
+            .unwrap_or_else(|| "-".into())
     }
 
     fn msg_name(&self, m: usize) -> String {
@@ -306,9 +364,18 @@ impl Checker<'_> {
             let mut segs = Segments {
                 regular: vec![Vec::new(); n],
                 transition: vec![Vec::new(); n],
+                start: Vec::with_capacity(n),
             };
+            let mut table: BTreeMap<String, (u32, Vec<MemberKey>)> = BTreeMap::new();
             for e in &h.sessions[w].events {
                 let v = e.view();
+                while segs.start.len() <= v {
+                    segs.start.push(table.clone());
+                }
+                if let Rec::View { gv, .. } = e {
+                    let ms = gv.members.iter().map(|m| m.key.clone()).collect();
+                    table.insert(gv.group.clone(), (gv.gid, ms));
+                }
                 if e.is_transition() {
                     segs.transition[v].push(item(e));
                 } else {
@@ -325,6 +392,9 @@ impl Checker<'_> {
                     }
                     segs.regular[v].push(item(e));
                 }
+            }
+            while segs.start.len() < n {
+                segs.start.push(table.clone());
             }
             self.segs.push(Some(segs));
         }
@@ -362,11 +432,15 @@ impl Checker<'_> {
                         && k < lk
                     {
                         let d = format!(
-                            "{} delivered {} before {}, {} the other way round",
+                            "{} delivered {} {} before {} {}, {} the other way round ({} {})",
                             self.inc_name(*ib),
                             self.msg_name(lm),
+                            self.where_(*ib, lm),
                             self.msg_name(*m),
-                            self.inc_name(*ia)
+                            self.where_(*ib, *m),
+                            self.inc_name(*ia),
+                            self.where_(*ia, lm),
+                            self.where_(*ia, *m)
                         );
                         self.push(
                             Invariant::AgreedOrder,
@@ -406,8 +480,50 @@ impl Checker<'_> {
         }
     }
 
+    /// True if incarnation `inc` went from its view `i` straight into view
+    /// `i + 1` (the install record names view `i` as its source).
+    fn direct(&self, inc: usize, i: usize) -> bool {
+        let log = &self.h.incs[inc];
+        let (Some((_, v)), Some((_, next))) = (log.views.get(i), log.views.get(i + 1)) else {
+            return false;
+        };
+        self.h
+            .installs
+            .get(&next.id)
+            .and_then(|r| r.sources.get(&log.id))
+            .is_some_and(|s| s.from == v.id)
+    }
+
     fn compare(&mut self, view: &ViewId, (a, ia): (usize, usize), (b, ib): (usize, usize)) {
         let h = self.h;
+        if let (Some(sa), Some(sb)) = (&self.segs[a], &self.segs[b])
+            && let (Some(ta), Some(tb)) = (sa.start.get(ia), sb.start.get(ib))
+            && ta != tb
+        {
+            let diff: Vec<String> = ta
+                .iter()
+                .filter(|(g, x)| tb.get(*g) != Some(*x))
+                .take(3)
+                .map(|(g, (gid, ms))| {
+                    format!(
+                        "{g}: gid {gid} {} vs {:?}",
+                        keys(ms),
+                        tb.get(g).map(|(gid, ms)| format!("gid {gid} {}", keys(ms)))
+                    )
+                })
+                .collect();
+            let d = format!(
+                "{} and {} started {view:?} with different group tables: {}",
+                self.inc_name(a),
+                self.inc_name(b),
+                diff.join("; ")
+            );
+            self.push(
+                Invariant::GroupViews,
+                vec![self.inc_name(a), self.inc_name(b)],
+                d,
+            );
+        }
         let (Some(sa), Some(sb)) = (&self.segs[a], &self.segs[b]) else {
             return;
         };
@@ -437,7 +553,10 @@ impl Checker<'_> {
                     rb.len()
                 );
                 self.push(Invariant::VirtualSynchrony, who, d);
-            } else if sa.transition[ia] != sb.transition[ib] {
+            } else if self.direct(a, ia)
+                && self.direct(b, ib)
+                && sa.transition[ia] != sb.transition[ib]
+            {
                 let d = format!(
                     "{} and {} both went {view:?} -> {:?} but were told different group changes: {:?} vs {:?}",
                     who[0],
@@ -531,6 +650,48 @@ impl Checker<'_> {
                     self.push(
                         Invariant::Reliable,
                         vec![self.inc_name(origin), self.inc_name(s)],
+                        d,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// Every op is delivered in one server view by everyone who delivers it.
+    fn one_view(&mut self) {
+        let h = self.h;
+        let mut first: HashMap<usize, (usize, &ViewId, Position)> = HashMap::new();
+        let mut reported = HashSet::new();
+        for (inc, log) in h.incs.iter().enumerate() {
+            let Some(w) = log.watcher else { continue };
+            for e in &h.sessions[w].events {
+                let Rec::Msg {
+                    msg,
+                    position,
+                    view,
+                    ..
+                } = e
+                else {
+                    continue;
+                };
+                let id = &log.views[*view].1.id;
+                let (i0, v0, p0) = *first.entry(*msg).or_insert((inc, id, *position));
+                if v0 != id && reported.insert((i0, inc)) {
+                    let d = format!(
+                        "{} delivered {} in {v0:?} at {}.{}, {} in {id:?} at {}.{}",
+                        self.inc_name(i0),
+                        self.msg_name(*msg),
+                        p0.epoch,
+                        p0.seq,
+                        self.inc_name(inc),
+                        position.epoch,
+                        position.seq
+                    );
+                    self.push(
+                        Invariant::OneView,
+                        vec![self.inc_name(i0), self.inc_name(inc)],
                         d,
                     );
                 }
@@ -649,10 +810,29 @@ impl Checker<'_> {
         lost_views: &BTreeMap<&str, usize>,
     ) {
         let lost: Vec<&ServerId> = view.members.iter().filter(|m| !next.contains(m)).collect();
+        // Servers that come into `next` from another side: their members
+        // count from that side, so they may be dropped here too.
+        let record = self.h.installs.get(&next.id);
+        let switched: Vec<&ServerId> = view
+            .members
+            .iter()
+            .filter(|m| next.contains(m))
+            .filter(|m| {
+                record
+                    .and_then(|r| r.sources.get(*m))
+                    .is_some_and(|s| s.from != view.id)
+            })
+            .collect();
         for (group, keys) in before {
             let had = keys.iter().any(|k| lost.contains(&&k.server));
+            let may = keys.iter().any(|k| switched.contains(&&k.server));
             let got = lost_views.get(group).copied().unwrap_or(0);
-            if got != usize::from(had) {
+            let ok = if had {
+                got == 1
+            } else {
+                got == 0 || (may && got == 1)
+            };
+            if !ok {
                 let d = format!(
                     "{} went {:?} -> {:?} (lost {:?}): {group} {} members there and got {got} SERVER_LOST views",
                     self.inc_name(inc),

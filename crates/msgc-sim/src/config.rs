@@ -141,6 +141,9 @@ pub struct SimConfig {
     pub faults: (usize, usize),
     /// Record the event log.
     pub trace: bool,
+    /// Draw each restart's incarnation above the previous one (a driver
+    /// using a clock would); by default incarnations are random.
+    pub monotonic_incarnations: bool,
 }
 
 impl SimConfig {
@@ -162,7 +165,8 @@ impl SimConfig {
             clients_per_server: 2,
             groups: 3,
             payload: (16, 64),
-            think: (3 * MS, 30 * MS),
+            // The offered load stays about the same whatever the size.
+            think: (servers as u64 * 2 * MS, servers as u64 * 15 * MS),
             reconnect_permille: 20,
             window: 64,
             clients_from: 100 * MS,
@@ -171,6 +175,7 @@ impl SimConfig {
             liveness_bound: 20 * keepalive,
             faults: (2, 7),
             trace: false,
+            monotonic_incarnations: false,
         }
     }
 

@@ -47,6 +47,9 @@ struct RunArgs {
     /// Drop these faults (indices) from the schedule, to replay a shrunk run.
     #[arg(long, value_delimiter = ',')]
     drop_faults: Vec<usize>,
+    /// Restarts draw incarnations above the previous one.
+    #[arg(long)]
+    monotonic_incarnations: bool,
     /// Violations shown per failing seed.
     #[arg(long, default_value_t = 5)]
     show: usize,
@@ -126,6 +129,7 @@ fn one(args: &RunArgs, seed: u64, class: Option<FaultClass>) -> Outcome {
     let class = class.unwrap_or_else(|| FaultClass::for_seed(seed));
     let mut cfg = SimConfig::new(seed, class, args.servers);
     cfg.trace = args.trace;
+    cfg.monotonic_incarnations = args.monotonic_incarnations;
     let schedule = Schedule::generate(&cfg).without(&args.drop_faults);
     let out = if args.drop_faults.is_empty() {
         run_seed(cfg)

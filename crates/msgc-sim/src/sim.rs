@@ -316,7 +316,17 @@ impl Sim {
             ready_after: dur(3 * ka),
             stuck_after: dur(3 * ka),
         };
-        let incarnation = self.rng_inc.next_u64();
+        let mut incarnation = self.rng_inc.next_u64();
+        if self.cfg.monotonic_incarnations {
+            let prev = self
+                .history
+                .incs
+                .iter()
+                .filter(|i| i.server == srv)
+                .map(|i| i.id.incarnation)
+                .max();
+            incarnation = prev.map_or(incarnation >> 8, |p| p + 1 + (incarnation >> 40));
+        }
         let core = Core::new(cfg, incarnation, dur(self.now));
         let inc = self.history.incs.len();
         self.history.incs.push(IncLog {
