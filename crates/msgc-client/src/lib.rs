@@ -21,7 +21,7 @@ use proto::msgc::v1::{
 };
 use tokio::sync::mpsc;
 use tonic::Streaming;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Largest frame the client accepts from a server.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -64,19 +64,13 @@ pub enum ClientError {
 
 /// Connects a gRPC channel to `addr` (`host:port` or a URI).
 pub async fn channel(addr: &str, connect_timeout: Duration) -> Result<Channel, ClientError> {
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    };
     let connect = |source| ClientError::Connect {
         addr: addr.to_owned(),
         source,
     };
-    Endpoint::from_shared(uri)
-        .map_err(connect)?
+    service_kit::endpoint::endpoint(addr)
+        .map_err(|e| connect(e.source))?
         .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
         .initial_stream_window_size(1 << 20)
         .initial_connection_window_size(1 << 20)
         .connect()
