@@ -150,7 +150,7 @@ impl Finding {
                 }
             ),
             Finding::ListsDiffer { .. } => "never-faulted lists differ".into(),
-            Finding::AckedMissing { .. } => "acked on never-faulted, missing".into(),
+            Finding::AckedMissing { .. } => "never-faulted acked missing".into(),
             Finding::SessionEnded { .. } => "never-faulted session ended".into(),
             Finding::NotOneView { .. } => "no single view in bound".into(),
             Finding::FinalMissing { .. } => "post-heal message missing".into(),
@@ -536,7 +536,7 @@ mod tests {
         ev.pubs[0] = publ(3, "p4.1", 3, 3);
         let k = kinds(&ev);
         assert!(
-            k.contains(&"acked on never-faulted, missing".to_owned()),
+            k.contains(&"never-faulted acked missing".to_owned()),
             "{k:?}"
         );
         // msgc-check over the never-faulted subscribers finds it too.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use msgc_chaos::runner::{ProcsConfig, SeedReport, summary_line};
-use msgc_chaos::schedule::Params;
+use msgc_chaos::schedule::{CLASSES, Params, Schedule, name};
 use msgc_chaos::{ChaosError, compose, netcut, runner};
 
 /// Seeded randomized fault runs against real msgc-server processes, judged
@@ -70,6 +70,13 @@ struct ProcsArgs {
     /// Keep the directories of passing seeds too.
     #[arg(long)]
     keep: bool,
+    /// Only these fault classes (kill, pause, cascade, cut, one-way,
+    /// non-transitive, split); default all.
+    #[arg(long, value_delimiter = ',')]
+    classes: Vec<String>,
+    /// Print each seed's schedule and exit (runs nothing, needs no root).
+    #[arg(long)]
+    plan: bool,
 }
 
 fn default_binary() -> PathBuf {
@@ -86,6 +93,7 @@ impl ProcsArgs {
                 faulted: self.faulted.min(self.servers),
                 faults_per_server: self.faults_per_server,
                 keepalive: Duration::from_millis(self.keepalive_ms),
+                classes: self.classes.clone(),
             },
             rate: self.rate,
             max_per_publisher: self.max_per_publisher,
@@ -96,8 +104,13 @@ impl ProcsArgs {
     }
 
     fn replay(&self, cfg: &ProcsConfig, seed: u64) -> String {
+        let classes = if self.classes.is_empty() {
+            String::new()
+        } else {
+            format!(" --classes {}", self.classes.join(","))
+        };
         format!(
-            "cargo run --release -p msgc-chaos -- procs --seed {seed} --count 1 --servers {} --faulted {} --faults-per-server {} --keepalive-ms {} --binary {}",
+            "cargo run --release -p msgc-chaos -- procs --seed {seed} --count 1 --servers {} --faulted {} --faults-per-server {} --keepalive-ms {}{classes} --binary {}",
             self.servers,
             self.faulted,
             self.faults_per_server,
@@ -118,10 +131,43 @@ fn print_failure(report: &SeedReport, replay: &str) {
     println!("    logs kept in {}", report.dir.display());
 }
 
+fn check_classes(cfg: &ProcsConfig) -> Result<()> {
+    for c in &cfg.params.classes {
+        if !CLASSES.contains(&c.as_str()) {
+            bail!("unknown fault class {c:?} (one of {})", CLASSES.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn print_plans(args: &ProcsArgs, cfg: &ProcsConfig) -> Result<ExitCode> {
+    for seed in args.seed..args.seed.saturating_add(args.count) {
+        let s = Schedule::generate(seed, &cfg.params);
+        let faulted: Vec<String> = s.faulted.iter().map(|i| name(*i)).collect();
+        println!(
+            "seed {seed}: faulted [{}], {} steps",
+            faulted.join(","),
+            s.steps.len()
+        );
+        for (k, step) in s.steps.iter().enumerate() {
+            println!(
+                "  step {k}: {} (then {} ms)",
+                step.fault,
+                step.gap.as_millis()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn procs(args: ProcsArgs) -> Result<ExitCode> {
+    let cfg = args.config();
+    check_classes(&cfg)?;
+    if args.plan {
+        return print_plans(&args, &cfg);
+    }
     let root = netcut::preflight()?;
     netcut::sweep_stale(&root);
-    let cfg = args.config();
     if !cfg.binary.is_file() {
         bail!(
             "msgc-server binary not found at {} (cargo build --release -p msgc-server, or --binary PATH)",

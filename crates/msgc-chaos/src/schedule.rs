@@ -26,7 +26,32 @@ pub struct Params {
     pub faults_per_server: usize,
     /// The servers' `keepalive_interval`; a silent link is cut after three.
     pub keepalive: Duration,
+    /// Fault classes to draw from ([`CLASSES`] names); empty means all.
+    pub classes: Vec<String>,
 }
+
+/// Every fault class, as [`Fault::class`] names them.
+pub const CLASSES: [&str; 7] = [
+    "kill",
+    "pause",
+    "cascade",
+    "cut",
+    "one-way",
+    "non-transitive",
+    "split",
+];
+
+/// The class of each draw of [`pick`] (pause has two: short and long).
+const DRAWS: [&str; 8] = [
+    "kill",
+    "pause",
+    "pause",
+    "cascade",
+    "cut",
+    "one-way",
+    "split",
+    "non-transitive",
+];
 
 impl Params {
     /// The keepalive timeout: a peer silent this long is dropped.
@@ -367,11 +392,23 @@ fn pick(rng: &mut StdRng, params: &Params, faulted: &[usize], counts: &[usize]) 
     let a = candidates[rng.random_range(0..candidates.len())];
     let others: Vec<usize> = faulted.iter().copied().filter(|s| *s != a).collect();
     let t = params.timeout();
-    // Classes needing a second faulted server are skipped when there is none.
-    let class = if others.is_empty() {
-        rng.random_range(0..3)
-    } else {
-        rng.random_range(0..8)
+    // Classes needing a second faulted server are skipped when there is
+    // none; a draw of an excluded class is drawn again (with every class
+    // allowed, the draws are those of a schedule without the option).
+    let allowed =
+        |d: usize| params.classes.is_empty() || params.classes.iter().any(|c| c == DRAWS[d]);
+    let range = if others.is_empty() { 0..3 } else { 0..8 };
+    if !range.clone().any(allowed) {
+        return Fault::Kill {
+            server: a,
+            down: span(rng, t, 0.1, 2.0),
+        };
+    }
+    let class = loop {
+        let d = rng.random_range(range.clone());
+        if allowed(d) {
+            break d;
+        }
     };
     let other = |rng: &mut StdRng| others[rng.random_range(0..others.len().max(1))];
     match class {
@@ -461,6 +498,7 @@ mod tests {
             faulted: 3,
             faults_per_server: 5,
             keepalive: Duration::from_millis(250),
+            classes: Vec::new(),
         }
     }
 
@@ -543,6 +581,26 @@ mod tests {
             hold: Duration::ZERO,
         };
         assert_eq!(split.links(4).len(), 4);
+    }
+
+    #[test]
+    fn classes_restrict_the_draws() {
+        let p = Params {
+            classes: vec!["cut".into(), "split".into()],
+            ..params()
+        };
+        for seed in 0..50 {
+            let s = Schedule::generate(seed, &p);
+            assert!(
+                s.steps
+                    .iter()
+                    .all(|st| ["cut", "split"].contains(&st.fault.class()))
+            );
+            assert!(s.faulted.iter().all(|f| s.counts()[*f] >= 5));
+        }
+        for (i, d) in DRAWS.iter().enumerate() {
+            assert!(CLASSES.contains(d), "draw {i}");
+        }
     }
 
     #[test]

@@ -59,6 +59,7 @@ async fn short_randomized_schedules_hold_on_real_processes() {
             faulted: 3,
             faults_per_server: 2,
             keepalive: Duration::from_millis(250),
+            classes: Vec::new(),
         },
         rate: 200,
         max_per_publisher: 20_000,
