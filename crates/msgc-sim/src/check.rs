@@ -531,7 +531,9 @@ impl Checker<'_> {
         let (na, nb) = (next(&h.incs[a], ia), next(&h.incs[b], ib));
         let (ra, rb) = (&sa.regular[ia], &sb.regular[ib]);
         let who = vec![self.inc_name(a), self.inc_name(b)];
-        if na.is_some() && na == nb {
+        if let Some(next) = &na
+            && na == nb
+        {
             if ra != rb {
                 let only = |x: &[Item], y: &[Item]| -> Vec<String> {
                     x.iter()
@@ -544,7 +546,7 @@ impl Checker<'_> {
                     "{} and {} both went {view:?} -> {:?} but delivered different events of {view:?}: only {}: {:?}; only {}: {:?} (lengths {} vs {})",
                     who[0],
                     who[1],
-                    na.as_ref().expect("some"),
+                    next,
                     who[0],
                     only(ra, rb),
                     who[1],
@@ -559,11 +561,7 @@ impl Checker<'_> {
             {
                 let d = format!(
                     "{} and {} both went {view:?} -> {:?} but were told different group changes: {:?} vs {:?}",
-                    who[0],
-                    who[1],
-                    na.as_ref().expect("some"),
-                    sa.transition[ia],
-                    sb.transition[ib]
+                    who[0], who[1], next, sa.transition[ia], sb.transition[ib]
                 );
                 self.push(Invariant::GroupViews, who, d);
             }

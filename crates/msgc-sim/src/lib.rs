@@ -44,5 +44,7 @@ pub use check::{Invariant, Violation};
 pub use config::{FaultClass, MS, SimConfig};
 pub use faults::{Action, CutLabel, Fault, FaultKind, MsgKind, Schedule, Target, Trigger};
 pub use record::History;
-pub use runner::{Outcome, run_schedule, run_seed, shrink};
+pub use runner::{
+    Outcome, finish as runner_finish, replay_command, run_schedule, run_seed, shrink,
+};
 pub use sim::{Sim, Stats, group_name, srv_name};

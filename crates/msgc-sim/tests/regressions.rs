@@ -1,0 +1,54 @@
+//! Every bug the simulator found, pinned as a seed (replay any with the
+//! command in its message). They fail until the bug is fixed.
+
+use msgc_sim::{FaultClass, SimConfig, run_seed};
+
+fn pinned(seed: u64, class: FaultClass, servers: usize, monotonic: bool) {
+    let mut cfg = SimConfig::new(seed, class, Some(servers));
+    cfg.monotonic_incarnations = monotonic;
+    let out = run_seed(cfg);
+    assert!(
+        out.passed(),
+        "seed {seed}:\n{}replay: {}",
+        out.report(8),
+        out.replay_command()
+    );
+}
+
+/// A restarted server whose random incarnation is below its previous
+/// one: peers keep the old incarnation's row (rows compare
+/// `(incarnation, version)`), so the components never include it and the
+/// cluster stays split after the heal (liveness).
+#[test]
+fn restart_with_a_lower_incarnation_rejoins() {
+    pinned(8, FaultClass::Cascade, 3, false);
+    pinned(16, FaultClass::Crash, 3, false);
+}
+
+/// `c` installed v6@a = {a, c} leaving v5@b at cut 210 (never started);
+/// v7@a = {a, b, c} then cut `b`, the only member left "in" v5@b, at its
+/// own received point 212: `b` and `c` both went v5@b -> v7@a having
+/// delivered different sets of v5@b (virtual synchrony). A view's cut,
+/// once used by an install, must be reused for every member leaving it.
+#[test]
+fn a_views_cut_is_the_same_for_every_member_leaving_it() {
+    pinned(45, FaultClass::Partition, 3, true);
+}
+
+/// After a merge the new table's member order ("the proposer's side
+/// first") differs from a side's old order, with no announcement or under
+/// a SERVER_LOST listing the old order: servers in the same view hold one
+/// (group, gid) with different member orders (seniority, leader).
+#[test]
+fn servers_in_one_view_agree_on_member_order() {
+    pinned(17, FaultClass::Pause, 3, true);
+}
+
+/// An op above one side's cut but within another's is delivered by the
+/// second side in V, and resubmitted by its origin on the first side and
+/// delivered there in the next view: one op, two server views, and the
+/// relative order of two such ops differs between sides (agreed order).
+#[test]
+fn an_op_is_delivered_in_one_view_by_everyone() {
+    pinned(3, FaultClass::OneWay, 3, true);
+}
