@@ -48,8 +48,10 @@ fn signal(node: &NodeProc, sig: &str) {
 fn start_node(name: &str, server: &str, subcluster: &str) -> NodeProc {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let conf = node_conf(name, &listen, &[server])
-        .replace("cluster {\n", &format!("cluster {{\n  subcluster = \"{subcluster}\"\n"));
+    let conf = node_conf(name, &listen, &[server]).replace(
+        "cluster {\n",
+        &format!("cluster {{\n  subcluster = \"{subcluster}\"\n"),
+    );
     NodeProc::start(name, &listen, &conf, &[])
 }
 
@@ -65,21 +67,30 @@ async fn retrieve_reaches_every_node_names_the_missing_and_keeps_to_a_subcluster
         wait_serving(&node.addr, "eccluster.v1.Node").await;
     }
     for node in &nodes {
-        eventually(&format!("{} to see 3 nodes on ec_console", node.name), || async {
-            let m = node.membership().await?;
-            let on_console = m
-                .nodes
-                .iter()
-                .filter(|n| n.groups.iter().any(|g| g == "ec_console"))
-                .count();
-            if on_console == 3 { Ok(()) } else { Err(format!("{m:?}")) }
-        })
+        eventually(
+            &format!("{} to see 3 nodes on ec_console", node.name),
+            || async {
+                let m = node.membership().await?;
+                let on_console = m
+                    .nodes
+                    .iter()
+                    .filter(|n| n.groups.iter().any(|g| g == "ec_console"))
+                    .count();
+                if on_console == 3 {
+                    Ok(())
+                } else {
+                    Err(format!("{m:?}"))
+                }
+            },
+        )
         .await;
     }
     let [n1, n2, n3] = &nodes;
 
     // retrieve: three replies, each named, each the node's own answer.
-    let all = run(n1, request(ConsoleVerb::Retrieve, "info")).await.unwrap();
+    let all = run(n1, request(ConsoleVerb::Retrieve, "info"))
+        .await
+        .unwrap();
     assert_eq!(all.group, "ec_console");
     assert_eq!(all.targets.len(), 3, "{all:?}");
     let mut got = names(&all);
@@ -88,7 +99,10 @@ async fn retrieve_reaches_every_node_names_the_missing_and_keeps_to_a_subcluster
     assert!(all.missing.is_empty(), "{all:?}");
     for reply in &all.replies {
         assert!(reply.ok, "{reply:?}");
-        assert!(reply.output.contains(&format!("node: {}", reply.node)), "{reply:?}");
+        assert!(
+            reply.output.contains(&format!("node: {}", reply.node)),
+            "{reply:?}"
+        );
     }
 
     // retrieve_node: one node, config get of an option.
@@ -102,7 +116,12 @@ async fn retrieve_reaches_every_node_names_the_missing_and_keeps_to_a_subcluster
     .await
     .unwrap();
     assert_eq!(names(&one), ["n2"], "{one:?}");
-    assert!(one.replies[0].output.contains("cluster.subcluster = \"west\""), "{one:?}");
+    assert!(
+        one.replies[0]
+            .output
+            .contains("cluster.subcluster = \"west\""),
+        "{one:?}"
+    );
     let unknown = run(
         n1,
         ConsoleRequest {
@@ -150,11 +169,21 @@ async fn retrieve_reaches_every_node_names_the_missing_and_keeps_to_a_subcluster
     };
     let out = console(&["retrieve", "membership"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("3 of 3 nodes replied") && text.contains("== n3 =="), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("3 of 3 nodes replied") && text.contains("== n3 =="),
+        "{text}"
+    );
     let out = console(&["subcluster", "retrieve", "west", "help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("1 of 1 nodes replied") && text.contains("== n2 =="), "{text}");
+    assert!(
+        text.contains("1 of 1 nodes replied") && text.contains("== n2 =="),
+        "{text}"
+    );
     let out = console(&["broadcast", "info"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("sent over ec_console"));
