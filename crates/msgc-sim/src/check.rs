@@ -494,8 +494,8 @@ impl Checker<'_> {
             .is_some_and(|s| s.from == v.id)
     }
 
-    fn compare(&mut self, view: &ViewId, (a, ia): (usize, usize), (b, ib): (usize, usize)) {
-        let h = self.h;
+    /// Both started `view` with the same group table (gids and member order).
+    fn compare_tables(&mut self, view: &ViewId, (a, ia): (usize, usize), (b, ib): (usize, usize)) {
         if let (Some(sa), Some(sb)) = (&self.segs[a], &self.segs[b])
             && let (Some(ta), Some(tb)) = (sa.start.get(ia), sb.start.get(ib))
             && ta != tb
@@ -524,6 +524,11 @@ impl Checker<'_> {
                 d,
             );
         }
+    }
+
+    fn compare(&mut self, view: &ViewId, (a, ia): (usize, usize), (b, ib): (usize, usize)) {
+        let h = self.h;
+        self.compare_tables(view, (a, ia), (b, ib));
         let (Some(sa), Some(sb)) = (&self.segs[a], &self.segs[b]) else {
             return;
         };
