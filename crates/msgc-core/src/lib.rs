@@ -99,6 +99,9 @@ pub enum CloseReason {
     Stuck,
     /// The server stops.
     Shutdown,
+    /// Some of its publishes were delivered only by another side of a
+    /// partition, so its own side will never deliver or acknowledge them.
+    PublishesLost,
 }
 
 /// Everything the core reacts to (besides [`Core::open_session`]).
@@ -247,12 +250,15 @@ pub struct Core {
     max_view: ViewId,
     proposal: Option<view::Proposal>,
     retry_at: Time,
+    /// Since when the component has lacked members of the view (see
+    /// `Core::settling`).
+    shrunk_since: Option<Time>,
 
     // order.rs
     order: order::Order,
     pending: VecDeque<Pending>,
     next_origin_seq: u64,
-    delivered_from: HashMap<ServerId, u64>,
+    delivered_from: BTreeMap<ServerId, u64>,
 
     // sessions.rs
     groups: GroupTable,
@@ -298,10 +304,11 @@ impl Core {
             max_view: id,
             proposal: None,
             retry_at: now,
+            shrunk_since: None,
             order: order::Order::default(),
             pending: VecDeque::new(),
             next_origin_seq: 0,
-            delivered_from: HashMap::new(),
+            delivered_from: BTreeMap::new(),
             groups: GroupTable::default(),
             sessions: HashMap::new(),
             by_name: HashMap::new(),

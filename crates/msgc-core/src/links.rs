@@ -33,6 +33,10 @@ impl Core {
         }
         tracing::debug!(me = ?self.me, ?peer, link = id.0, "link up");
         let name = peer.name.clone();
+        // A row of another incarnation of this peer is stale from now on.
+        if self.rows.get(&name).is_some_and(|r| r.server != peer) {
+            self.rows.remove(&name);
+        }
         self.links.insert(
             name.clone(),
             Link {
@@ -216,15 +220,21 @@ impl Core {
             if row.server.name == self.me.name || !self.cfg.peers.contains(&row.server.name) {
                 continue;
             }
-            let is_newer = self.rows.get(&row.server.name).is_none_or(|known| {
-                (row.server.incarnation, row.version) > (known.server.incarnation, known.version)
-            });
-            // A linked peer's own row is authoritative for its incarnation.
-            let stale_peer = self
-                .links
-                .get(&row.server.name)
-                .is_some_and(|l| l.peer.incarnation != row.server.incarnation);
-            if is_newer && !stale_peer {
+            // A linked peer's incarnation is known for sure: only its rows
+            // count, whatever their incarnation number; for others the
+            // higher (incarnation, version) wins (the driver draws growing
+            // incarnations, so a restart supersedes).
+            let linked = self.links.get(&row.server.name).map(|l| &l.peer);
+            let known = self.rows.get(&row.server.name);
+            let accept = match (linked, known) {
+                (Some(peer), _) if *peer != row.server => false,
+                (Some(_), Some(k)) if k.server != row.server => true,
+                (_, Some(k)) => {
+                    (row.server.incarnation, row.version) > (k.server.incarnation, k.version)
+                }
+                (_, None) => true,
+            };
+            if accept {
                 self.rows.insert(row.server.name.clone(), row.clone());
                 newer.push(row);
             }

@@ -61,6 +61,10 @@ pub struct InstallRecord {
     pub sources: BTreeMap<ServerId, Source>,
     /// The group table the view starts with.
     pub table: GroupTable,
+    /// Per origin, the highest origin seq delivered on any side at its cut:
+    /// nobody delivers those again, and their origin drops them (no replay
+    /// across sides) [rule 15].
+    pub high_water: BTreeMap<ServerId, u64>,
 }
 
 /// A member's answer to a proposal.
@@ -81,6 +85,11 @@ pub struct FlushState {
     pub table: GroupTable,
     /// Joins and leaves it holds in `(delivered, received]`, with their seqs.
     pub membership: Vec<(Seq, Op)>,
+    /// Per origin, the highest origin seq it delivered.
+    pub high_water: BTreeMap<ServerId, u64>,
+    /// `(origin, origin seq)` of every op it holds in `(delivered, received]`,
+    /// in order (no payloads).
+    pub held: Vec<(ServerId, u64)>,
 }
 
 /// A server-to-server message.
@@ -162,7 +171,10 @@ impl PeerMsg {
             }
             PeerMsg::Rows(rows) => rows.iter().map(|r| 48 + 24 * r.links.len()).sum(),
             PeerMsg::Flush(f) => {
-                256 + f.table.len() * 128 + f.membership.len() * 128 + f.records.len() * 256
+                256 + f.table.len() * 128
+                    + f.membership.len() * 128
+                    + f.records.len() * 256
+                    + (f.held.len() + f.high_water.len()) * 24
             }
             PeerMsg::Install { roll, record } => {
                 256 + (roll.len() + 1) * (128 + record.table.len() * 128)

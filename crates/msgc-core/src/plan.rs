@@ -58,6 +58,8 @@ struct Effective {
     received: Seq,
     table: GroupTable,
     membership: Vec<(Seq, Op)>,
+    high_water: BTreeMap<ServerId, u64>,
+    held: Vec<(ServerId, u64)>,
     roll: Vec<InstallRecord>,
 }
 
@@ -79,13 +81,19 @@ pub fn plan(view: &View, states: &BTreeMap<ServerId, FlushState>) -> Result<Plan
     }
     let mut sources = BTreeMap::new();
     let mut tables = BTreeMap::new();
+    let mut high_water: BTreeMap<ServerId, u64> = BTreeMap::new();
     for (side, servers) in &sides {
-        let (cut, table) = side_cut(servers, &members)?;
+        let trim = published_trim(side, &records);
+        let (cut, table, marks) = side_cut(servers, &members, trim)?;
         for m in servers {
             let from = side.clone();
             sources.insert(m.clone(), Source { from, cut });
         }
         tables.insert(side.clone(), table);
+        for (origin, seq) in marks {
+            let mark = high_water.entry(origin).or_insert(0);
+            *mark = (*mark).max(seq);
+        }
     }
     let proposer_side = members[view.coordinator()].view.clone();
     let table = merge_tables(&proposer_side, &sides, &tables);
@@ -93,6 +101,7 @@ pub fn plan(view: &View, states: &BTreeMap<ServerId, FlushState>) -> Result<Plan
         view: view.clone(),
         sources,
         table,
+        high_water,
     };
     let roll = members.into_iter().map(|(m, e)| (m, e.roll)).collect();
     Ok(Plan { record, roll })
@@ -111,6 +120,8 @@ fn roll_forward(
         received: state.received,
         table: state.table.clone(),
         membership: state.membership.clone(),
+        high_water: state.high_water.clone(),
+        held: state.held.clone(),
         roll: Vec::new(),
     };
     // Each step moves to a higher view id, so this ends.
@@ -129,6 +140,8 @@ fn roll_forward(
             received: 0,
             table: next.table.clone(),
             membership: Vec::new(),
+            high_water: next.high_water.clone(),
+            held: Vec::new(),
             roll: {
                 let mut roll = std::mem::take(&mut e.roll);
                 roll.push((*next).clone());
@@ -149,18 +162,37 @@ fn out_of_range(member: &ServerId, e: &Effective, cut: Seq) -> PlanError {
     }
 }
 
-/// A side's cut (lowest `received`) and its group table at the cut.
+/// The cut an install record already gave `side` (the highest record's):
+/// members still in that view reuse it where they can, so everyone who
+/// leaves the view delivers the same prefix of it (Derecho: a new leader
+/// reuses its predecessor's trim).
+fn published_trim(side: &ViewId, records: &BTreeMap<ViewId, &InstallRecord>) -> Option<Seq> {
+    records
+        .values()
+        .rev()
+        .find_map(|r| r.sources.values().find(|s| s.from == *side).map(|s| s.cut))
+}
+
+/// A side's cut (a published trim if every member holds it, else the lowest
+/// `received`), its group table at the cut, and its delivered marks per
+/// origin at the cut.
 fn side_cut(
     servers: &[ServerId],
     members: &BTreeMap<ServerId, Effective>,
-) -> Result<(Seq, GroupTable), PlanError> {
+    trim: Option<Seq>,
+) -> Result<(Seq, GroupTable, BTreeMap<ServerId, u64>), PlanError> {
     let states: Vec<(&ServerId, &Effective)> = servers.iter().map(|m| (m, &members[m])).collect();
-    let cut = states.iter().map(|(_, e)| e.received).min().unwrap_or(0);
+    let lowest = states.iter().map(|(_, e)| e.received).min().unwrap_or(0);
+    let highest_delivered = states.iter().map(|(_, e)| e.delivered).max().unwrap_or(0);
+    let cut = match trim {
+        Some(t) if t >= highest_delivered && t <= lowest => t,
+        _ => lowest,
+    };
     if let Some((m, e)) = states.iter().find(|(_, e)| e.delivered > cut) {
         return Err(out_of_range(m, e, cut));
     }
     let Some((_, base)) = states.iter().max_by_key(|(_, e)| e.delivered) else {
-        return Ok((cut, GroupTable::default()));
+        return Ok((cut, GroupTable::default(), BTreeMap::new()));
     };
     let mut table = base.table.clone();
     for (seq, op) in &base.membership {
@@ -168,7 +200,13 @@ fn side_cut(
             table.apply(&op.kind);
         }
     }
-    Ok((cut, table))
+    let mut marks = base.high_water.clone();
+    let upto = usize::try_from(cut - base.delivered).unwrap_or(usize::MAX);
+    for (origin, seq) in base.held.iter().take(upto) {
+        let mark = marks.entry(origin.clone()).or_insert(0);
+        *mark = (*mark).max(*seq);
+    }
+    Ok((cut, table, marks))
 }
 
 /// The new table: each group's members taken side by side (the proposer's

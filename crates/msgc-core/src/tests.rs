@@ -183,6 +183,7 @@ fn an_install_from_an_earlier_proposer_is_ignored_after_answering_a_later_one() 
             .collect(),
         view: old,
         table: GroupTable::default(),
+        high_water: BTreeMap::new(),
     };
     b.handle(
         Duration::ZERO,
@@ -230,6 +231,7 @@ fn install_then_commit_starts_the_view_and_resubmits_pending_ops() {
             .collect(),
         view: view.clone(),
         table: GroupTable::default(),
+        high_water: BTreeMap::new(),
     };
     b.handle(
         Duration::ZERO,
@@ -373,6 +375,7 @@ fn a_merge_with_a_loss_announces_server_lost_then_partition_merge() {
         .into(),
         view,
         table,
+        high_water: BTreeMap::new(),
     };
     b.enter(record);
     let views: Vec<(ChangeKind, u32, Vec<String>)> = b
@@ -412,6 +415,8 @@ fn state(
         received,
         table: GroupTable::default(),
         membership: vec![],
+        high_water: BTreeMap::new(),
+        held: vec![],
     }
 }
 
@@ -447,6 +452,7 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
             })
             .collect(),
         table: GroupTable::default(),
+        high_water: BTreeMap::new(),
     };
     let next = View {
         id: ViewId {

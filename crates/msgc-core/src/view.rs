@@ -44,6 +44,9 @@ impl Core {
             return;
         }
         let component = self.component();
+        if self.view.members.iter().all(|m| component.contains(m)) {
+            self.shrunk_since = None;
+        }
         if component[0] != self.me {
             if self
                 .proposal
@@ -62,7 +65,24 @@ impl Core {
         if self.proposal.is_none() && !self.needs_view_change(&component) {
             return;
         }
+        if self.settling(&component) {
+            return;
+        }
         self.start_proposal(component);
+    }
+
+    /// True while a component that lost members of the view is younger than a
+    /// quarter keepalive interval (it is proposed from a later tick). A peer
+    /// that loses the same server a moment later must first flood its row:
+    /// until then the lost server's stale row still connects it to that peer,
+    /// and the greedy cliques [rule 9] would split the survivors into
+    /// singleton views (seen on every SIGKILL of the coordinator).
+    fn settling(&mut self, component: &[ServerId]) -> bool {
+        if self.view.members.iter().all(|m| component.contains(m)) {
+            return false;
+        }
+        let since = *self.shrunk_since.get_or_insert(self.now);
+        self.now < since + self.cfg.keepalive_interval / 4
     }
 
     fn needs_view_change(&self, component: &[ServerId]) -> bool {
@@ -123,6 +143,13 @@ impl Core {
             received: self.order.received(),
             table: self.groups.clone(),
             membership,
+            high_water: self.delivered_from.clone(),
+            held: self
+                .order
+                .held
+                .iter()
+                .map(|op| (op.origin.clone(), op.origin_seq))
+                .collect(),
         }
     }
 
@@ -253,6 +280,7 @@ impl Core {
         }
         self.deliver_upto(source.cut);
         self.order.held.clear();
+        self.adopt_high_water(&record);
         self.announce(&record, source.cut);
         self.groups = record.table.clone();
         self.rebuild_local_members();
@@ -262,6 +290,40 @@ impl Core {
         self.records.push(record);
         let (view, me) = (self.view.clone(), self.me.clone());
         self.order.start(&view, &me);
+    }
+
+    /// Raises the duplicate fence to the record's marks; own ops that another
+    /// side delivered are dropped, and the sessions that published them are
+    /// ended, since their own side will never deliver or acknowledge them
+    /// [rule 15: no replay across sides].
+    fn adopt_high_water(&mut self, record: &InstallRecord) {
+        for (origin, seq) in &record.high_water {
+            let mark = self.delivered_from.entry(origin.clone()).or_insert(0);
+            *mark = (*mark).max(*seq);
+        }
+        let Some(&mine) = record.high_water.get(&self.me) else {
+            return;
+        };
+        let mut lost = BTreeSet::new();
+        let mut permits = 0;
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.op.origin_seq <= mine)
+        {
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            permits += usize::from(p.permit);
+            if let Some(session) = p.session.or_else(|| member_session(&p.op.kind)) {
+                lost.insert(session);
+            }
+        }
+        self.release_permits(permits);
+        for session in lost {
+            tracing::warn!(me = ?self.me, session = session.0, "publishes delivered only by another side");
+            self.cut_session(session, crate::CloseReason::PublishesLost);
+        }
     }
 
     /// Tells local members of every group whose member list differs in the
@@ -290,16 +352,19 @@ impl Core {
                 .filter(|m| !old.iter().any(|o| o.key == m.key))
                 .collect();
             let mut events = Vec::new();
+            let remaining: Vec<Member> = old
+                .iter()
+                .filter(|m| new.contains(&m.key))
+                .cloned()
+                .collect();
+            // Seniority may change in a merge: the last event always carries
+            // the new table's order.
+            let regrouped = keys(&remaining) != keys(&new.members);
             if !lost.is_empty() {
-                let remaining: Vec<Member> = old
-                    .iter()
-                    .filter(|m| new.contains(&m.key))
-                    .cloned()
-                    .collect();
-                let gid = if gained.is_empty() {
-                    new.gid
-                } else {
+                let gid = if regrouped {
                     new.gid.wrapping_sub(1)
+                } else {
+                    new.gid
                 };
                 events.push(GroupView {
                     group: name.clone(),
@@ -313,7 +378,7 @@ impl Core {
                     },
                 });
             }
-            if !gained.is_empty() || lost.is_empty() {
+            if regrouped {
                 events.push(GroupView {
                     group: name.clone(),
                     gid: new.gid,
@@ -433,5 +498,14 @@ impl Core {
         for m in silent {
             self.drop_link(&m.name, "did not answer a view proposal in time");
         }
+    }
+}
+
+/// The local session a join or leave op is about.
+fn member_session(kind: &crate::op::OpKind) -> Option<crate::ids::SessionId> {
+    match kind {
+        crate::op::OpKind::Join { member, .. } => Some(member.key.session),
+        crate::op::OpKind::Leave { key, .. } => Some(key.session),
+        crate::op::OpKind::Publish { .. } => None,
     }
 }

@@ -286,6 +286,8 @@ fn a_healed_partition_merges_and_announces_the_rejoined() {
     net.cut("a", "c");
     net.cut("b", "c");
     net.run();
+    // A smaller component is proposed after a quarter keepalive interval.
+    net.tick(Duration::from_millis(50));
     net.connect("a", "c");
     net.connect("b", "c");
     net.run();
