@@ -5,7 +5,7 @@ use proto::msgc::v1::{GetServerViewRequest, ListGroupsRequest, ListGroupsRespons
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
 
-use crate::core::{CoreHandle, Input, Query};
+use crate::driver::{CoreHandle, Input, Query};
 use crate::error::BusError;
 use crate::names;
 

@@ -18,8 +18,8 @@ pub struct ServerConfig {
     pub peers: BTreeMap<String, String>,
     /// `connect_timeout`: how long one dial may take.
     pub connect_timeout: Duration,
-    /// `keepalive_interval`: a link idle this long sends a keepalive; three
-    /// intervals of silence cut it.
+    /// `keepalive_interval`: a quiet link sends a keepalive every half
+    /// interval; 1.5 intervals of silence cut it.
     pub keepalive_interval: Duration,
     /// `reconnect_interval`: wait between dials of a lost peer.
     pub reconnect_interval: Duration,
@@ -28,6 +28,10 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// `max_backlog`: queued messages after which a client or peer link is cut.
     pub max_backlog: usize,
+    /// `max_peer_bytes`: bytes queued for one peer after which its link is
+    /// cut (not a Momentum option; view-change frames can be large, so peer
+    /// queues are bounded in bytes as well as in messages).
+    pub max_peer_bytes: usize,
     /// `messages_per_iter`: frames the core handles per turn before yielding.
     pub messages_per_iter: usize,
     /// `tcpbuf_size`: socket buffer and HTTP/2 window size for peer links.
@@ -51,6 +55,7 @@ impl ServerConfig {
             reconnect_interval: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
             max_backlog: 5000,
+            max_peer_bytes: 64 << 20,
             messages_per_iter: 20,
             tcpbuf_size: 131_072,
             max_payload: 1 << 20,
@@ -258,6 +263,7 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
         reconnect_interval: duration("reconnect_interval")?,
         idle_timeout: duration("idle_timeout")?,
         max_backlog: int_in(scope, "max_backlog", 1)?,
+        max_peer_bytes: int_in(scope, "max_peer_bytes", 1)?,
         messages_per_iter: int_in(scope, "messages_per_iter", 1)?,
         tcpbuf_size: int_in(scope, "tcpbuf_size", 0)?,
         max_payload: int_in(scope, "max_message_size", 1)?,

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use tonic::Status;
 
-use crate::core::OpenError;
+use msgc_core::OpenError;
+
 use crate::names::NameError;
 
 /// A refused client request.
@@ -49,6 +50,30 @@ pub enum BusError {
     /// The server is shutting down.
     #[error("msgc server is shutting down")]
     Stopping,
+    /// The session's queue passed `max_backlog`: it was cut.
+    #[error(
+        "session cut: more than max_backlog ({max_backlog}) events queued; the client reads too slowly"
+    )]
+    Overflow {
+        /// The limit.
+        max_backlog: usize,
+    },
+    /// Some of the session's publishes were delivered only by another side
+    /// of a partition, so they will never be acknowledged here.
+    #[error(
+        "session ended: some of its publishes were delivered only on another side of a partition and will never be acknowledged here"
+    )]
+    PublishesLost,
+    /// The session's queue stayed above its high watermark for too long.
+    #[error(
+        "session cut: its queue stayed above {queue} events for {after:?}; the client reads too slowly"
+    )]
+    Stuck {
+        /// The high watermark.
+        queue: usize,
+        /// How long it may stay above it.
+        after: Duration,
+    },
     /// The client's own stream failed.
     #[error(transparent)]
     Transport(#[from] Status),
@@ -63,11 +88,14 @@ impl From<BusError> for Status {
             | BusError::SecondHello
             | BusError::EmptyCommand
             | BusError::EndedBeforeHello => Status::invalid_argument(message),
-            BusError::TooLarge { .. } => Status::resource_exhausted(message),
+            BusError::TooLarge { .. } | BusError::Overflow { .. } | BusError::Stuck { .. } => {
+                Status::resource_exhausted(message)
+            }
             BusError::AlreadyJoined(_) | BusError::NotJoined(_) => {
                 Status::failed_precondition(message)
             }
             BusError::NoHello(_) => Status::deadline_exceeded(message),
+            BusError::PublishesLost => Status::aborted(message),
             BusError::Open(OpenError::NameTaken(_)) => Status::already_exists(message),
             BusError::Open(OpenError::ShuttingDown) | BusError::Stopping => {
                 Status::unavailable(message)
@@ -106,6 +134,19 @@ mod tests {
                 "\"x\"",
             ),
             (BusError::Stopping, Code::Unavailable, "shutting down"),
+            (
+                BusError::Overflow { max_backlog: 64 },
+                Code::ResourceExhausted,
+                "max_backlog (64)",
+            ),
+            (
+                BusError::Stuck {
+                    queue: 48,
+                    after: Duration::from_millis(600),
+                },
+                Code::ResourceExhausted,
+                "above 48 events for 600ms",
+            ),
         ];
         for (err, code, text) in cases {
             let status = Status::from(err);

@@ -3,7 +3,8 @@
 //!
 //! * [`config`]: the typed configuration, and [`load`] reading it from
 //!   `msgc_server.conf` (through `confparse`).
-//! * [`core`]: the state machine — server views, the order, groups, sessions.
+//! * [`driver`]: the task that owns the bus state machine (`msgc-core`) and
+//!   applies its effects; [`driver::wire`] converts to and from protobuf.
 //! * [`mesh`]: peer links (dialling, accepting, the `msgc.v1.Mesh` service).
 //! * [`session`]: the client API (`msgc.v1.Bus`); [`admin`]: `msgc.v1.Admin`.
 //! * [`server`]: [`server::serve`], the whole server over bound listeners.
@@ -11,7 +12,7 @@
 
 pub mod admin;
 pub mod config;
-pub mod core;
+pub mod driver;
 pub mod error;
 pub mod mesh;
 pub mod names;

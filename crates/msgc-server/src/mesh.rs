@@ -1,11 +1,15 @@
 //! The full mesh: one gRPC `Link` stream per pair of servers, dialled by the
 //! server whose name sorts lower and accepted by the other, both ends handing
-//! frames to the core. Dialling retries every `reconnect_interval`.
+//! messages to the driver. Dialling retries every `reconnect_interval`.
+//!
+//! Peer messages are converted at this edge ([`crate::driver::wire`]): the
+//! reading task decodes frames into `msgc_core::PeerMsg`s (a malformed frame
+//! ends the link), and the response stream encodes what the driver queued.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use prost::Message;
+use msgc_core::{LinkId, PeerMsg, ServerId, ServerName};
 use proto::msgc::v1::mesh_client::MeshClient;
 use proto::msgc::v1::{PeerFrame, PeerHello, PeerMessage, peer_message::Kind};
 use tokio_util::sync::CancellationToken;
@@ -13,33 +17,67 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::ServerConfig;
-use crate::core::{CoreHandle, Input};
+use crate::driver::wire::{self, Names};
+use crate::driver::{CoreHandle, CoreInput, Input};
 use crate::outbox::{FrameLimits, FrameStream, Outbox};
 
 /// Most messages in one peer frame.
 const FRAME_MESSAGES: usize = 256;
 /// A peer frame stops growing past this many bytes.
 const FRAME_BYTES: usize = 1 << 20;
-/// Peer frames may be large (a view change carries retained ops).
+/// Peer frames may be large (a view change carries group tables).
 pub(crate) const MAX_PEER_FRAME: usize = 1 << 30;
 
-type PeerStream = FrameStream<PeerMessage, fn(Vec<PeerMessage>) -> Option<PeerFrame>>;
+/// Encodes a batch of queued peer messages into one frame.
+type EncodeFrame = fn(Vec<PeerMsg>) -> Option<PeerFrame>;
 
-fn frame_of(messages: Vec<PeerMessage>) -> Option<PeerFrame> {
-    (!messages.is_empty()).then_some(PeerFrame { messages })
+/// The stream of frames for a peer: its hello, then what the driver queues
+/// (encoded here, off the driver's task).
+pub struct PeerStream {
+    hello: Option<PeerMessage>,
+    queued: FrameStream<PeerMsg, EncodeFrame>,
 }
 
-fn peer_stream(outbox: Arc<Outbox<PeerMessage>>) -> PeerStream {
-    let limits = FrameLimits {
-        max_items: FRAME_MESSAGES,
-        max_bytes: FRAME_BYTES,
-        size_of: PeerMessage::encoded_len,
-    };
-    FrameStream::new(
-        outbox,
-        limits,
-        frame_of as fn(Vec<PeerMessage>) -> Option<PeerFrame>,
-    )
+fn encode_frame(msgs: Vec<PeerMsg>) -> Option<PeerFrame> {
+    (!msgs.is_empty()).then(|| PeerFrame {
+        messages: msgs.into_iter().map(wire::encode).collect(),
+    })
+}
+
+impl PeerStream {
+    fn new(outbox: Arc<Outbox<PeerMsg>>, hello: PeerMessage) -> Self {
+        let limits = FrameLimits {
+            max_items: FRAME_MESSAGES,
+            max_bytes: FRAME_BYTES,
+            size_of: PeerMsg::weight,
+        };
+        let encode = encode_frame as EncodeFrame;
+        Self {
+            hello: Some(hello),
+            queued: FrameStream::new(outbox, limits, encode),
+        }
+    }
+}
+
+impl futures::Stream for PeerStream {
+    type Item = Result<PeerFrame, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if let Some(hello) = self.hello.take() {
+            let frame = PeerFrame {
+                messages: vec![hello],
+            };
+            return std::task::Poll::Ready(Some(Ok(frame)));
+        }
+        std::pin::Pin::new(&mut self.queued).poll_next(cx)
+    }
+}
+
+fn peer_outbox(cfg: &ServerConfig) -> Arc<Outbox<PeerMsg>> {
+    Outbox::with_byte_limit(cfg.max_backlog, cfg.max_peer_bytes)
 }
 
 /// Who this server is on the mesh.
@@ -48,16 +86,19 @@ pub struct MeshIdentity {
     cfg: Arc<ServerConfig>,
     incarnation: u64,
     digest: String,
+    names: Arc<Names>,
 }
 
 impl MeshIdentity {
     /// This server's identity for hellos.
     pub fn new(cfg: Arc<ServerConfig>, incarnation: u64) -> Self {
         let digest = cfg.cluster_digest();
+        let names = Arc::new(Names::new(cfg.peers.keys().map(String::as_str)));
         Self {
             cfg,
             incarnation,
             digest,
+            names,
         }
     }
 
@@ -69,6 +110,18 @@ impl MeshIdentity {
                 incarnation: self.incarnation,
             })),
         }
+    }
+
+    /// The peer's id from its hello (a known name: see [`MeshIdentity::check`]).
+    fn peer_of(&self, hello: &PeerHello) -> Result<ServerId, Status> {
+        let name = self
+            .names
+            .get(&hello.name)
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
+        Ok(ServerId {
+            name,
+            incarnation: hello.incarnation,
+        })
     }
 
     /// Checks a peer's hello: a known name, not ours, and the same peer list.
@@ -102,29 +155,81 @@ async fn read_hello(inbound: &mut Streaming<PeerFrame>) -> Result<PeerHello, Sta
     }
 }
 
-/// Hands frames to the core until the link ends, then reports the end.
-async fn pump(
+/// A link as the mesh tasks see it.
+struct LinkCtx {
     core: CoreHandle,
-    peer: String,
-    link: u64,
-    mut inbound: Streaming<PeerFrame>,
+    names: Arc<Names>,
+    peer: ServerName,
+    link: LinkId,
+    /// Cancelled when the driver closes the link.
+    closed: CancellationToken,
     stop: CancellationToken,
-) {
-    let reason = loop {
-        tokio::select! {
-            frame = inbound.message() => match frame {
-                Ok(Some(frame)) => {
-                    if !core.send(Input::Peer { peer: peer.clone(), link, frame }) {
+}
+
+impl LinkCtx {
+    /// Registers a handshaken link with the driver.
+    fn up(
+        core: &CoreHandle,
+        identity: &MeshIdentity,
+        peer: ServerId,
+        outbox: Arc<Outbox<PeerMsg>>,
+        stop: &CancellationToken,
+    ) -> Self {
+        let link = core.new_link_id();
+        let closed = CancellationToken::new();
+        core.send(Input::LinkUp {
+            peer: peer.clone(),
+            link,
+            outbox,
+            closed: closed.clone(),
+        });
+        Self {
+            core: core.clone(),
+            names: identity.names.clone(),
+            peer: peer.name,
+            link,
+            closed,
+            stop: stop.clone(),
+        }
+    }
+
+    /// Hands messages to the driver until the link ends, then reports the end.
+    async fn pump(self, mut inbound: Streaming<PeerFrame>) {
+        let Self {
+            core,
+            names,
+            peer,
+            link,
+            closed,
+            stop,
+        } = self;
+        let reason = loop {
+            let frame = tokio::select! {
+                frame = inbound.message() => frame,
+                _ = closed.cancelled() => break "closed by this server".to_owned(),
+                _ = stop.cancelled() => break "server stopping".to_owned(),
+            };
+            let frame = match frame {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break "peer closed the link".to_owned(),
+                Err(status) => break format!("link error: {}", status.message()),
+            };
+            match names.decode_frame(frame) {
+                Ok(msgs) if msgs.is_empty() => {}
+                Ok(msgs) => {
+                    let peer = peer.clone();
+                    if !core.send(CoreInput::Peer { peer, link, msgs }) {
                         break "server stopping".to_owned();
                     }
                 }
-                Ok(None) => break "peer closed the link".to_owned(),
-                Err(status) => break format!("link error: {}", status.message()),
-            },
-            _ = stop.cancelled() => break "server stopping".to_owned(),
-        }
-    };
-    core.send(Input::LinkDown { peer, link, reason });
+                Err(err) => {
+                    tracing::warn!(peer = %peer, error = %err, "malformed peer frame");
+                    break format!("malformed frame: {err}");
+                }
+            }
+        };
+        core.send(Input::LinkDown { peer, link, reason });
+    }
 }
 
 /// The accepting side of links: the `msgc.v1.Mesh` service.
@@ -166,23 +271,12 @@ impl proto::msgc::v1::mesh_server::Mesh for MeshService {
             tracing::warn!(peer = %hello.name, error = %status.message(), "refused a peer");
             return Err(status);
         }
-        let outbox = Outbox::new(self.identity.cfg.max_backlog);
-        let _ = outbox.push(self.identity.hello(), 1);
-        let link = self.core.new_link_id();
-        self.core.send(Input::LinkUp {
-            peer: hello.name.clone(),
-            incarnation: hello.incarnation,
-            link,
-            outbox: outbox.clone(),
-        });
-        self.tasks.spawn(pump(
-            self.core.clone(),
-            hello.name,
-            link,
-            inbound,
-            self.stop.clone(),
-        ));
-        Ok(Response::new(peer_stream(outbox)))
+        let peer = self.identity.peer_of(&hello)?;
+        let outbox = peer_outbox(&self.identity.cfg);
+        let stream = PeerStream::new(outbox.clone(), self.identity.hello());
+        let ctx = LinkCtx::up(&self.core, &self.identity, peer, outbox, &self.stop);
+        self.tasks.spawn(ctx.pump(inbound));
+        Ok(Response::new(stream))
     }
 }
 
@@ -258,11 +352,10 @@ async fn dial_once(
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
     let mut client = MeshClient::new(channel).max_decoding_message_size(MAX_PEER_FRAME);
-    let outbox = Outbox::new(cfg.max_backlog);
-    let _ = outbox.push(identity.hello(), 1);
+    let outbox = peer_outbox(cfg);
     use futures::StreamExt;
-    let outbound =
-        peer_stream(outbox.clone()).filter_map(|frame| futures::future::ready(frame.ok()));
+    let outbound = PeerStream::new(outbox.clone(), identity.hello())
+        .filter_map(|frame| futures::future::ready(frame.ok()));
     let mut inbound = client.link(outbound).await?.into_inner();
     let hello = read_hello(&mut inbound).await?;
     if hello.name != peer {
@@ -272,20 +365,12 @@ async fn dial_once(
         )));
     }
     identity.check(&hello)?;
-    let link = core.new_link_id();
-    core.send(Input::LinkUp {
-        peer: peer.to_owned(),
-        incarnation: hello.incarnation,
-        link,
-        outbox,
-    });
+    let peer = identity.peer_of(&hello)?;
+    let ctx = LinkCtx::up(core, identity, peer, outbox, stop);
     let ended = CancellationToken::new();
     let done = ended.clone();
-    let core = core.clone();
-    let peer = peer.to_owned();
-    let stop = stop.clone();
     tasks.spawn(async move {
-        pump(core, peer, link, inbound, stop).await;
+        ctx.pump(inbound).await;
         done.cancel();
     });
     Ok(ended)

@@ -1,5 +1,6 @@
-//! The names of the bus: groups, client names and private names
-//! (`#<client>#<server>`), and the checks that refuse bad ones.
+//! The names clients give the bus (groups, client names) and the checks that
+//! refuse bad ones. Private names (`#<client>#<server>`) are made by
+//! `msgc-core` when a session opens.
 
 /// Longest group name, in bytes.
 pub const MAX_GROUP_LEN: usize = 64;
@@ -45,11 +46,6 @@ pub fn check_client(name: &str) -> Result<(), NameError> {
     }
 }
 
-/// The cluster-unique private name of a client on a server.
-pub fn private_name(client: &str, server: &str) -> String {
-    format!("#{client}#{server}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,11 +60,10 @@ mod tests {
     }
 
     #[test]
-    fn client_names_and_private_names() {
+    fn client_names() {
         assert!(check_client("ec0-20768").is_ok());
         assert!(check_client("a#b").is_err());
         assert!(check_client("").is_err());
-        let name = private_name("ec0-20768", "pono");
-        assert_eq!(name, "#ec0-20768#pono");
+        assert!(check_client(&"c".repeat(33)).is_err());
     }
 }

@@ -1,10 +1,11 @@
 //! A bounded outbound queue drained in batches by a gRPC response stream.
 //!
-//! The core pushes without waiting (it must never block on one slow reader);
-//! when a queue's weight passes its limit the push fails and the core cuts
-//! that reader, which is how `max_backlog` keeps memory bounded. A queue may
+//! The driver pushes without waiting (it must never block on one slow
+//! reader); when a queue's weight (or, if it has a byte limit, its bytes)
+//! would pass its limit the push fails and the driver cuts that reader, which
+//! is how `max_backlog` and `max_peer_bytes` keep memory bounded. A queue may
 //! also have watermarks: a push that takes it above the high one reports it
-//! *congested*, and draining it below the low one calls a hook, so the core can
+//! *congested*, and draining it below the low one calls a hook, so the bus can
 //! slow the traffic down before a reader that is merely slow has to be cut.
 //! The stream side takes everything queued at once, so a busy queue goes out
 //! as large frames.
@@ -23,8 +24,10 @@ pub enum PushError {
 }
 
 struct State<T> {
-    queue: VecDeque<(T, usize)>,
+    /// Items with their weight and bytes.
+    queue: VecDeque<(T, usize, usize)>,
     weight: usize,
+    bytes: usize,
     closed: Option<tonic::Status>,
     closing: bool,
     waker: Option<Waker>,
@@ -47,6 +50,7 @@ struct Watermarks {
 pub struct Outbox<T> {
     state: Mutex<State<T>>,
     limit: usize,
+    max_bytes: usize,
     watermarks: Option<Watermarks>,
 }
 
@@ -54,6 +58,14 @@ impl<T> Outbox<T> {
     /// A queue that refuses pushes once its total weight would exceed `limit`.
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self::build(limit, None))
+    }
+
+    /// A queue that refuses pushes once its total weight would exceed `limit`
+    /// or its total bytes (as given to [`Outbox::push_sized`]) `max_bytes`.
+    pub fn with_byte_limit(limit: usize, max_bytes: usize) -> Arc<Self> {
+        let mut outbox = Self::build(limit, None);
+        outbox.max_bytes = max_bytes.max(1);
+        Arc::new(outbox)
     }
 
     /// A queue with a `limit` and watermarks: a push above `high` reports
@@ -67,6 +79,7 @@ impl<T> Outbox<T> {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 weight: 0,
+                bytes: 0,
                 closed: None,
                 closing: false,
                 waker: None,
@@ -74,6 +87,7 @@ impl<T> Outbox<T> {
                 congested: false,
             }),
             limit: limit.max(1),
+            max_bytes: usize::MAX,
             watermarks,
         }
     }
@@ -90,15 +104,23 @@ impl<T> Outbox<T> {
     /// this push took the queue above its high watermark (reported once, until
     /// it drains below the low one).
     pub fn push(&self, item: T, weight: usize) -> Result<bool, PushError> {
+        self.push_sized(item, weight, 0)
+    }
+
+    /// Like [`Outbox::push`], also counting `bytes` toward the byte limit.
+    pub fn push_sized(&self, item: T, weight: usize, bytes: usize) -> Result<bool, PushError> {
         let mut state = self.lock();
         if state.closing {
             return Err(PushError::Closed);
         }
-        if state.weight + weight > self.limit && !state.queue.is_empty() {
+        let over = state.weight + weight > self.limit
+            || state.bytes.saturating_add(bytes) > self.max_bytes;
+        if over && !state.queue.is_empty() {
             return Err(PushError::Full);
         }
         state.weight += weight;
-        state.queue.push_back((item, weight));
+        state.bytes = state.bytes.saturating_add(bytes);
+        state.queue.push_back((item, weight, bytes));
         let congested = match &self.watermarks {
             Some(w) if !state.congested && state.weight > w.high => {
                 state.congested = true;
@@ -146,6 +168,7 @@ impl<T> Outbox<T> {
         let mut state = self.lock();
         state.queue.clear();
         state.weight = 0;
+        state.bytes = 0;
         state.closing = true;
         state.closed = Some(status);
         let waker = state.waker.take();
@@ -176,8 +199,9 @@ impl<T> Outbox<T> {
         let mut state = self.lock();
         if !state.queue.is_empty() {
             let mut bytes = 0;
-            while let Some((item, weight)) = state.queue.pop_front() {
+            while let Some((item, weight, size)) = state.queue.pop_front() {
                 state.weight -= weight;
+                state.bytes -= size;
                 bytes += (limits.size_of)(&item);
                 out.push(item);
                 if out.len() >= limits.max_items || bytes >= limits.max_bytes {
@@ -367,6 +391,29 @@ mod tests {
             "1 left: at low"
         );
         assert!(!outbox.push(9, 1).unwrap(), "below high again");
+    }
+
+    #[tokio::test]
+    async fn a_byte_limit_refuses_as_the_weight_limit_does() {
+        let outbox = Outbox::with_byte_limit(100, 10);
+        outbox.push_sized(1, 1, 6).unwrap();
+        assert_eq!(outbox.push_sized(2, 1, 6), Err(PushError::Full));
+        outbox.push_sized(3, 1, 4).unwrap();
+        let limits = FrameLimits {
+            max_items: 8,
+            max_bytes: usize::MAX,
+            size_of: |_: &i32| 1,
+        };
+        let mut stream = FrameStream::new(outbox.clone(), limits, |items: Vec<i32>| Some(items));
+        assert_eq!(stream.next().await.unwrap().unwrap(), vec![1, 3]);
+        outbox.push_sized(4, 1, 10).unwrap();
+        let big = Outbox::with_byte_limit(100, 10);
+        big.push_sized(5, 1, 50).unwrap();
+        assert_eq!(
+            big.push_sized(6, 1, 1),
+            Err(PushError::Full),
+            "one big item fits"
+        );
     }
 
     #[tokio::test]

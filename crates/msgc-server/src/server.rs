@@ -14,7 +14,7 @@ use tonic_health::ServingStatus;
 
 use crate::admin::AdminService;
 use crate::config::ServerConfig;
-use crate::core::{Core, Input};
+use crate::driver::{CoreInput, Driver};
 use crate::mesh::{MAX_PEER_FRAME, MeshIdentity, MeshService, spawn_dialers};
 use crate::session::BusService;
 
@@ -47,11 +47,13 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let cfg = Arc::new(cfg);
-    let (core, handle) = Core::new(cfg.clone());
-    let identity = MeshIdentity::new(cfg.clone(), core.incarnation());
+    let (driver, handle) = Driver::new(cfg.clone());
+    let identity = MeshIdentity::new(cfg.clone(), driver.incarnation());
     let tasks = TaskTracker::new();
-    let stop = shutdown.child_token();
-    let core_task = tokio::spawn(core.run());
+    // Not a child of `shutdown`: sessions and links stop only once the drain
+    // below has stopped the core (see there).
+    let stop = CancellationToken::new();
+    let core_task = tokio::spawn(driver.run());
 
     let (health, routes) =
         service_kit::grpc::standard_routes(proto::MSGC_DESCRIPTOR_SET, &[BUS_HEALTH_NAME]).await?;
@@ -97,7 +99,7 @@ pub async fn serve(
             // The core stops first, so sessions ending because of the
             // shutdown do not leave their groups one by one: peers see this
             // server go (SERVER_LOST), as they would a crash.
-            handle.send(Input::Shutdown);
+            handle.send(CoreInput::Shutdown);
             stop.cancel();
         }
     };
@@ -109,7 +111,7 @@ pub async fn serve(
     let result =
         service_kit::grpc::serve_until(router, listeners, shutdown, drain, SHUTDOWN_GRACE).await;
     stop.cancel();
-    handle.send(Input::Shutdown);
+    handle.send(CoreInput::Shutdown);
     tasks.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, core_task).await;

@@ -1,21 +1,22 @@
 //! The client API (`msgc.v1.Bus`): a session task per client reads its
 //! commands, checks them, takes flow-control permits and hands them to the
-//! core; the response stream drains the session's outbox into frames.
+//! driver; the response stream drains the session's outbox into frames
+//! (converting the core's events to protobuf there, off the driver's task).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use prost::Message;
+use msgc_core::{Event, SessionId};
 use proto::msgc::v1::{
-    ClientFrame, Command, Event, Hello, PublishRequest, PublishResponse, ServerFrame,
-    SubscribeRequest, command,
+    ClientFrame, Command, Hello, PublishRequest, PublishResponse, ServerFrame, SubscribeRequest,
+    Welcome, command, event,
 };
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::ServerConfig;
-use crate::core::{ClientOp, CoreHandle, Input, SessionId, SessionOpened};
+use crate::driver::{ClientOp, CoreHandle, CoreInput, Input, SessionOpened, wire};
 use crate::error::BusError;
 use crate::names;
 use crate::outbox::{FrameLimits, FrameStream};
@@ -47,7 +48,10 @@ impl BusService {
             names::check_client(&hello.client_name)?;
         }
         let (tx, rx) = oneshot::channel();
-        if !self.core.send(Input::OpenSession(hello, tx)) {
+        if !self
+            .core
+            .send(Input::OpenSession(wire::hello_from_wire(hello), tx))
+        {
             return Err(BusError::Stopping);
         }
         Ok(rx.await.map_err(|_| BusError::Stopping)??)
@@ -73,35 +77,50 @@ impl BusService {
                 .await
                 .map_err(|_| BusError::Stopping)?
                 .forget();
-            if !core.send(Input::Commands(id, std::mem::replace(&mut ops, rest))) {
+            if !core.send(CoreInput::Commands(id, std::mem::replace(&mut ops, rest))) {
                 return Err(BusError::Stopping);
             }
         }
         Ok(())
     }
 
+    /// The session's response stream: the welcome, then its events and
+    /// acknowledgements.
     fn stream(&self, opened: &SessionOpened) -> SessionStream {
         let acks = opened.acks.clone();
         let mut sent_acks = 0;
+        let mut welcome = Some(proto::msgc::v1::Event {
+            kind: Some(event::Kind::Welcome(Welcome {
+                private_name: opened.private_name.clone(),
+                server: self.cfg.name.clone(),
+                view_id: opened.epoch,
+                max_payload: self.cfg.max_payload as u64,
+            })),
+        });
         let make: Box<dyn FnMut(Vec<Event>) -> Option<ServerFrame> + Send> =
             Box::new(move |events| {
                 let acked = acks.count();
                 let moved = acked != sent_acks;
                 sent_acks = acked;
-                (moved || !events.is_empty()).then(|| ServerFrame {
-                    events,
+                let mut out = Vec::with_capacity(events.len() + 1);
+                out.extend(welcome.take());
+                out.extend(events.into_iter().map(wire::event_to_wire));
+                (moved || !out.is_empty()).then(|| ServerFrame {
+                    events: out,
                     publishes_acked: if moved { acked } else { 0 },
                 })
             });
         let limits = FrameLimits {
             max_items: FRAME_EVENTS,
             max_bytes: FRAME_BYTES,
-            size_of: Event::encoded_len,
+            size_of: wire::event_size,
         };
         let core = self.core.clone();
         let id = opened.id;
+        // The welcome goes out before any event is queued.
+        opened.outbox.wake();
         FrameStream::new(opened.outbox.clone(), limits, make).on_drop(move || {
-            core.send(Input::CloseSession(id));
+            core.send(CoreInput::CloseSession(id));
         })
     }
 }
@@ -291,7 +310,7 @@ impl SessionReader {
                 Ok(None) | Err(_) => break,
             }
         }
-        self.core.send(Input::CloseSession(self.id));
+        self.core.send(CoreInput::CloseSession(self.id));
     }
 
     async fn handle(

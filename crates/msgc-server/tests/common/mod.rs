@@ -26,8 +26,10 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
 }
 
+/// Fast timers. A link silent for 1.5 keepalive intervals is dropped, so
+/// 400 ms keeps the 600 ms of silence a busy test machine may need.
 pub fn fast(mut cfg: ServerConfig) -> ServerConfig {
-    cfg.keepalive_interval = Duration::from_millis(200);
+    cfg.keepalive_interval = Duration::from_millis(400);
     cfg.reconnect_interval = Duration::from_millis(200);
     cfg.connect_timeout = Duration::from_secs(2);
     cfg
@@ -175,6 +177,29 @@ pub async fn read_until(events: &mut Events, mut done: impl FnMut(&ServerFrame) 
     .expect("timed out waiting for events");
 }
 
+/// The server binary: this build's, or `MSGC_SERVER_BIN` (e.g. to benchmark
+/// another build).
+fn server_binary() -> std::path::PathBuf {
+    std::env::var_os("MSGC_SERVER_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_msgc-server").into())
+}
+
+/// Where server `i` of the cluster on `port` (its first server's) logs:
+/// `$MSGC_TEST_LOGS/<port>/s<i+1>.log` if that is set (with `RUST_LOG`
+/// choosing the level), else nowhere.
+fn server_log(port: u16, i: usize) -> std::process::Stdio {
+    match std::env::var_os("MSGC_TEST_LOGS") {
+        Some(dir) => {
+            let dir = std::path::Path::new(&dir).join(port.to_string());
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("s{}.log", i + 1));
+            std::fs::File::create(path).unwrap().into()
+        }
+        None => std::process::Stdio::null(),
+    }
+}
+
 /// Servers s1..sN as real child processes of the built binary, so a test can
 /// kill one with SIGKILL mid-stream.
 pub struct ProcCluster {
@@ -185,7 +210,8 @@ pub struct ProcCluster {
 
 impl ProcCluster {
     pub fn start(n: usize) -> Self {
-        Self::start_with(n, "keepalive_interval = 200ms reconnect_interval = 200ms")
+        // As `fast`: 1.5 keepalive intervals (600 ms) of silence drop a link.
+        Self::start_with(n, "keepalive_interval = 400ms reconnect_interval = 200ms")
     }
 
     /// Like [`ProcCluster::start`], with `options` in every `msgc_server { }`.
@@ -216,14 +242,14 @@ impl ProcCluster {
                  msgcserver_listener {{ Listen \"127.0.0.1:{port}\" {{ }} }}\n"
             )
             .unwrap();
-            let child = std::process::Command::new(env!("CARGO_BIN_EXE_msgc-server"))
+            let child = std::process::Command::new(server_binary())
                 .args([
                     "--config",
                     path.to_str().unwrap(),
                     "--name",
                     &format!("s{}", i + 1),
                 ])
-                .stderr(std::process::Stdio::null())
+                .stderr(server_log(ports[0], i))
                 .spawn()
                 .unwrap();
             children.push(Some(child));
