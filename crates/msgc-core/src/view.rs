@@ -333,16 +333,16 @@ impl Core {
         let epoch = self.view.id.epoch;
         let names: BTreeSet<String> = self.local_members.keys().cloned().collect();
         for name in names {
-            let old = self
+            let (old_gid, old) = self
                 .groups
                 .get(&name)
-                .map(|g| g.members.clone())
+                .map(|g| (g.gid, g.members.clone()))
                 .unwrap_or_default();
             let Some(new) = record.table.get(&name).cloned() else {
                 continue;
             };
             let keys = |ms: &[Member]| ms.iter().map(|m| m.key.clone()).collect::<Vec<_>>();
-            if keys(&old) == keys(&new.members) {
+            if keys(&old) == keys(&new.members) && old_gid == new.gid {
                 continue;
             }
             let lost: Vec<&Member> = old.iter().filter(|m| !new.contains(&m.key)).collect();
@@ -359,7 +359,8 @@ impl Core {
                 .collect();
             // Seniority may change in a merge: the last event always carries
             // the new table's order.
-            let regrouped = keys(&remaining) != keys(&new.members);
+            // (Also when only the gid moved, because another side changed.)
+            let regrouped = keys(&remaining) != keys(&new.members) || lost.is_empty();
             if !lost.is_empty() {
                 let gid = if regrouped {
                     new.gid.wrapping_sub(1)

@@ -129,6 +129,24 @@ struct Checker<'h> {
     segs: Vec<Option<Segments>>,
     /// When the probes went out (liveness), if they did.
     probes_at: Option<u64>,
+    /// Ops in doubt at a partition: delivered by one side at their place in
+    /// the old view and by another side after their origin resubmitted them
+    /// (docs/view-change.md, "What is not promised"). Exempt from the
+    /// cross-side order and one-view checks, and counted.
+    in_doubt: HashSet<usize>,
+}
+
+/// How many ops of a run were in doubt at a partition (see [`check`]).
+pub fn in_doubt(h: &History) -> usize {
+    let mut c = Checker {
+        h,
+        out: Vec::new(),
+        segs: Vec::new(),
+        probes_at: None,
+        in_doubt: HashSet::new(),
+    };
+    c.find_in_doubt();
+    c.in_doubt.len()
 }
 
 fn id_name(id: &ServerId) -> String {
@@ -143,7 +161,9 @@ pub fn check(h: &History, probes_at: Option<u64>) -> Vec<Violation> {
         out: Vec::new(),
         segs: Vec::new(),
         probes_at,
+        in_doubt: HashSet::new(),
     };
+    c.find_in_doubt();
     c.per_session();
     c.sessions_match_watchers();
     c.build_segments();
@@ -400,6 +420,35 @@ impl Checker<'_> {
         }
     }
 
+    /// The view an incarnation started right after `view`, if any.
+    fn next_view(&self, inc: usize, view: &ViewId) -> Option<&ViewId> {
+        let views = &self.h.incs[inc].views;
+        let at = views.iter().position(|(_, v)| v.id == *view)?;
+        views.get(at + 1).map(|(_, v)| &v.id)
+    }
+
+    /// Finds ops delivered in two views by incarnations that left the first
+    /// view into different next views (different sides of a partition).
+    fn find_in_doubt(&mut self) {
+        let h = self.h;
+        let mut first: HashMap<usize, (usize, &ViewId)> = HashMap::new();
+        let mut found = HashSet::new();
+        for (inc, log) in h.incs.iter().enumerate() {
+            let Some(w) = log.watcher else { continue };
+            for e in &h.sessions[w].events {
+                let Rec::Msg { msg, view, .. } = e else {
+                    continue;
+                };
+                let id = &log.views[*view].1.id;
+                let (i0, v0) = *first.entry(*msg).or_insert((inc, id));
+                if v0 != id && self.next_view(i0, v0) != self.next_view(inc, v0) {
+                    found.insert(*msg);
+                }
+            }
+        }
+        self.in_doubt = found;
+    }
+
     /// Agreed order between every two incarnations (over their watchers).
     fn agreed_order(&mut self) {
         let h = self.h;
@@ -410,8 +459,8 @@ impl Checker<'_> {
             .filter_map(|(i, l)| {
                 let w = l.watcher?;
                 let o = h.sessions[w].events.iter().filter_map(|e| match e {
-                    Rec::Msg { msg, .. } => Some(*msg),
-                    Rec::View { .. } => None,
+                    Rec::Msg { msg, .. } if !self.in_doubt.contains(msg) => Some(*msg),
+                    _ => None,
                 });
                 Some((i, o.collect()))
             })
@@ -480,6 +529,16 @@ impl Checker<'_> {
         }
     }
 
+    /// True if the install record of `next` names the same source view for
+    /// both incarnations (so they left their common view the same way).
+    fn same_source(&self, a: &usize, b: &usize, next: &ViewId) -> bool {
+        let Some(record) = self.h.installs.get(next) else {
+            return true;
+        };
+        let (ia, ib) = (&self.h.incs[*a].id, &self.h.incs[*b].id);
+        record.sources.get(ia).map(|s| &s.from) == record.sources.get(ib).map(|s| &s.from)
+    }
+
     /// True if incarnation `inc` went from its view `i` straight into view
     /// `i + 1` (the install record names view `i` as its source).
     fn direct(&self, inc: usize, i: usize) -> bool {
@@ -539,6 +598,11 @@ impl Checker<'_> {
         if let Some(next) = &na
             && na == nb
         {
+            // Through different unstarted views (different sides when
+            // those views were installed), the cuts may differ (EVS).
+            if !self.same_source(&a, &b, next) {
+                return;
+            }
             if ra != rb {
                 let only = |x: &[Item], y: &[Item]| -> Vec<String> {
                     x.iter()
@@ -681,7 +745,7 @@ impl Checker<'_> {
                 };
                 let id = &log.views[*view].1.id;
                 let (i0, v0, p0) = *first.entry(*msg).or_insert((inc, id, *position));
-                if v0 != id && reported.insert((i0, inc)) {
+                if v0 != id && !self.in_doubt.contains(msg) && reported.insert((i0, inc)) {
                     let d = format!(
                         "{} delivered {} in {v0:?} at {}.{}, {} in {id:?} at {}.{}",
                         self.inc_name(i0),
