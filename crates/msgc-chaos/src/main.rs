@@ -77,6 +77,9 @@ struct ProcsArgs {
     /// Print each seed's schedule and exit (runs nothing, needs no root).
     #[arg(long)]
     plan: bool,
+    /// Milliseconds of steady traffic before the first fault.
+    #[arg(long, default_value_t = 500)]
+    warmup_ms: u64,
 }
 
 fn default_binary() -> PathBuf {
@@ -100,6 +103,7 @@ impl ProcsArgs {
             final_per_server: self.final_per_server,
             out_dir: self.out.clone(),
             keep: self.keep,
+            warmup: Duration::from_millis(self.warmup_ms),
         }
     }
 

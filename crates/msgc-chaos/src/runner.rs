@@ -32,6 +32,8 @@ pub struct ProcsConfig {
     pub out_dir: PathBuf,
     /// Keep the directory of passing seeds too.
     pub keep: bool,
+    /// Steady traffic before the first fault.
+    pub warmup: Duration,
 }
 
 /// What happened in one step.
@@ -246,7 +248,7 @@ async fn exercise(
         .await
         .map_err(ChaosError::Setup)?;
     clients.steady(true);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(cfg.warmup).await;
     let steps = run_steps(h, views, schedule, log).await?;
     let bound = schedule.params.keepalive * 10;
     let one_view = views

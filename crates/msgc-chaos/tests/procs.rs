@@ -66,6 +66,7 @@ async fn short_randomized_schedules_hold_on_real_processes() {
         final_per_server: 10,
         out_dir: std::env::temp_dir().join("msgc-chaos-test"),
         keep: false,
+        warmup: Duration::from_millis(500),
     };
     let mut failures = Vec::new();
     for seed in SEEDS {
