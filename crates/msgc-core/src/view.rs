@@ -72,13 +72,27 @@ impl Core {
     }
 
     /// True while a component that lost members of the view is younger than a
-    /// quarter keepalive interval (it is proposed from a later tick). A peer
-    /// that loses the same server a moment later must first flood its row:
-    /// until then the lost server's stale row still connects it to that peer,
-    /// and the greedy cliques [rule 9] would split the survivors into
-    /// singleton views (seen on every SIGKILL of the coordinator).
+    /// quarter keepalive interval *and* some linked peer's row still lists a
+    /// view member this server has lost (it is proposed from a later tick or
+    /// row). A peer that loses the same server a moment later must first
+    /// flood its row: until then the lost server's stale row still connects
+    /// it to that peer, and the greedy cliques [rule 9] would split the
+    /// survivors into singleton views (seen on every SIGKILL of the
+    /// coordinator). After a crash every peer's connection resets at once, so
+    /// the wait ends with their rows, in milliseconds.
     fn settling(&mut self, component: &[ServerId]) -> bool {
         if self.view.members.iter().all(|m| component.contains(m)) {
+            return false;
+        }
+        let linked: BTreeSet<&ServerId> = self.links.values().map(|l| &l.peer).collect();
+        let lost_but_listed = self.links.values().any(|l| {
+            self.row_of(&l.peer).is_some_and(|row| {
+                row.links
+                    .iter()
+                    .any(|x| *x != self.me && !linked.contains(x) && self.view.contains(x))
+            })
+        });
+        if !lost_but_listed {
             return false;
         }
         let since = *self.shrunk_since.get_or_insert(self.now);
