@@ -72,7 +72,7 @@ impl Core {
     }
 
     /// True while a component that lost members of the view is younger than a
-    /// quarter keepalive interval *and* some linked peer's row still lists a
+    /// keepalive interval *and* some linked peer's row still lists a
     /// view member this server has lost (it is proposed from a later tick or
     /// row). A peer that loses the same server a moment later must first
     /// flood its row: until then the lost server's stale row still connects
@@ -95,8 +95,10 @@ impl Core {
         if !lost_but_listed {
             return false;
         }
+        // Peers notice a silent server up to ~0.75 keepalive apart (last
+        // receipt up to half an interval earlier, plus tick granularity).
         let since = *self.shrunk_since.get_or_insert(self.now);
-        self.now < since + self.cfg.keepalive_interval / 4
+        self.now < since + self.cfg.keepalive_interval
     }
 
     fn needs_view_change(&self, component: &[ServerId]) -> bool {

@@ -261,7 +261,7 @@ fn a_non_transitive_cut_splits_into_cliques() {
     let mut net = full_mesh(&["a", "b", "c"]);
     net.cut("a", "c");
     net.run();
-    net.tick(Duration::from_millis(50));
+    net.tick(Duration::from_millis(250));
     let names = |n: &str| -> Vec<String> {
         net.cores[n]
             .view()

@@ -38,8 +38,8 @@ impl Sim {
         self.stats.end = self.now;
     }
 
-    /// True when every server runs, is active, and all share one view of
-    /// all of them.
+    /// True when every server runs, is active, links every other, and all
+    /// share one view of all of them.
     pub fn converged(&self) -> bool {
         let mut ids = Vec::new();
         for s in &self.servers {
@@ -52,10 +52,14 @@ impl Sim {
         let Some(first) = self.servers[0].core.as_ref() else {
             return false;
         };
+        // Every server also links every other (a view whose links are down
+        // is about to change: probes sent then may reach one side only).
         self.servers.iter().all(|s| {
-            s.core
-                .as_ref()
-                .is_some_and(|c| c.view().id == first.view().id && c.view().members == ids)
+            s.core.as_ref().is_some_and(|c| {
+                c.view().id == first.view().id
+                    && c.view().members == ids
+                    && c.status().links.len() + 1 == ids.len()
+            })
         })
     }
 
