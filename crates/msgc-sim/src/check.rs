@@ -441,7 +441,10 @@ impl Checker<'_> {
                 };
                 let id = &log.views[*view].1.id;
                 let (i0, v0) = *first.entry(*msg).or_insert((inc, id));
-                if v0 != id && self.next_view(i0, v0) != self.next_view(inc, v0) {
+                // Judged from the earlier of the two views: did the two
+                // leave it into different next views?
+                let early = v0.min(id);
+                if v0 != id && self.next_view(i0, early) != self.next_view(inc, early) {
                     found.insert(*msg);
                 }
             }
