@@ -41,12 +41,28 @@ fn server_binary() -> PathBuf {
     bin
 }
 
+/// The README's test command needs nothing installed by hand: without nft,
+/// scripts/chaos-deps installs it (it says what it cannot fix, e.g. no root).
+fn install_deps_if_missing() {
+    let has_nft = std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_nft {
+        return;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/chaos-deps");
+    let status = std::process::Command::new("bash").arg(&script).status();
+    eprintln!("{} -> {status:?}", script.display());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_randomized_schedules_hold_on_real_processes() {
     if std::env::var_os("MSGC_CHAOS_SKIP").is_some() {
         eprintln!("MSGC_CHAOS_SKIP is set: not running the real-process fault schedules");
         return;
     }
+    install_deps_if_missing();
     let root = match netcut::preflight() {
         Ok(root) => root,
         Err(e) => panic!("{e}\n(set MSGC_CHAOS_SKIP=1 to skip this test)"),
