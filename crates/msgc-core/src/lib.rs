@@ -253,6 +253,10 @@ pub struct Core {
     /// Since when the component has lacked members of the view (see
     /// `Core::settling`).
     shrunk_since: Option<Time>,
+    /// A link to a member of the current view dropped or was replaced since
+    /// it started: messages on it may be lost, so the view must change even
+    /// if the link comes back.
+    view_broken: bool,
 
     // order.rs
     order: order::Order,
@@ -305,6 +309,7 @@ impl Core {
             proposal: None,
             retry_at: now,
             shrunk_since: None,
+            view_broken: false,
             order: order::Order::default(),
             pending: VecDeque::new(),
             next_origin_seq: 0,

@@ -23,6 +23,11 @@ impl Core {
         if peer.name == self.me.name || !self.cfg.peers.contains(&peer.name) {
             return;
         }
+        if self.view.members.iter().any(|m| m.name == peer.name) {
+            // A new stream to a view member: what the old one carried (or
+            // what was sent while there was none) may be lost.
+            self.view_broken = true;
+        }
         if let Some(old) = self.links.get(&peer.name) {
             let reason = "replaced by a newer link".to_owned();
             self.effects.push(Effect::CloseLink {
@@ -71,6 +76,9 @@ impl Core {
             link: link.id,
             reason: reason.to_owned(),
         });
+        if self.view.contains(&link.peer) {
+            self.view_broken = true;
+        }
         self.update_row();
         self.on_link_lost(&link.peer);
         self.on_connectivity_changed();

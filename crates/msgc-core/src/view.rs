@@ -72,9 +72,10 @@ impl Core {
     }
 
     /// True while a component that lost members of the view is younger than a
-    /// keepalive interval *and* some linked peer's row still lists a
-    /// view member this server has lost (it is proposed from a later tick or
-    /// row). A peer that loses the same server a moment later must first
+    /// keepalive interval *and* the rows look unsettled: some linked peer's
+    /// row still lists a view member this server has lost, or a view member
+    /// this server still links is placed in another clique (it is proposed
+    /// from a later tick or row). A peer that loses the same server a moment later must first
     /// flood its row: until then the lost server's stale row still connects
     /// it to that peer, and the greedy cliques [rule 9] would split the
     /// survivors into singleton views (seen on every SIGKILL of the
@@ -92,7 +93,15 @@ impl Core {
                     .any(|x| *x != self.me && !linked.contains(x) && self.view.contains(x))
             })
         });
-        if !lost_but_listed {
+        // A view member still linked here but placed in another clique: some
+        // row is behind (a peer that has not yet noticed a silent server
+        // keeps it connected to that server, which then captures it).
+        let linked_but_elsewhere = self
+            .view
+            .members
+            .iter()
+            .any(|m| linked.contains(m) && !component.contains(m));
+        if !lost_but_listed && !linked_but_elsewhere {
             return false;
         }
         // Peers notice a silent server up to ~0.75 keepalive apart (last
@@ -102,7 +111,7 @@ impl Core {
     }
 
     fn needs_view_change(&self, component: &[ServerId]) -> bool {
-        if !self.is_active() || component != self.view.members.as_slice() {
+        if !self.is_active() || self.view_broken || component != self.view.members.as_slice() {
             return true;
         }
         component.iter().filter(|m| **m != self.me).any(|m| {
@@ -467,6 +476,7 @@ impl Core {
 
     fn start_view(&mut self) {
         self.started = true;
+        self.view_broken = false;
         self.records.clear();
         let (view, me) = (self.view.clone(), self.me.clone());
         self.order.start(&view, &me);

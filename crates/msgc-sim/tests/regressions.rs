@@ -52,3 +52,20 @@ fn servers_in_one_view_agree_on_member_order() {
 fn an_op_is_delivered_in_one_view_by_everyone() {
     pinned(3, FaultClass::OneWay, 3, true);
 }
+
+/// `a`'s link to `d` dropped (seen by `a` only) and `a` re-dialled while it
+/// waited for rows to settle: the view went on over the new link although
+/// the ops sent on the old one were lost to `d`, so the stable point never
+/// moved again and every window ran dry (liveness). A view cannot outlive a
+/// dropped or replaced link to one of its members.
+#[test]
+fn a_dropped_link_to_a_member_always_changes_the_view() {
+    pinned(11, FaultClass::Drop, 4, false);
+}
+
+/// An op in doubt at a partition was judged from the later of its two views
+/// (checker order), so it was reported as delivered in two views.
+#[test]
+fn an_op_in_doubt_is_judged_from_its_earlier_view() {
+    pinned(1011858, FaultClass::Cascade, 3, false);
+}
