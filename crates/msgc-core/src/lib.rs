@@ -195,6 +195,12 @@ pub enum Effect {
     },
     /// The bus is ready (first view installed after the first link round).
     Ready,
+    /// This server entered a view through this install (for observers: the
+    /// simulator's checker; the driver only logs it).
+    Installed {
+        /// The record entered.
+        record: Box<InstallRecord>,
+    },
     /// A view started here (for logs and metrics).
     ViewStarted {
         /// The view.

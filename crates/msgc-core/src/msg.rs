@@ -49,6 +49,9 @@ pub struct Source {
     pub from: ViewId,
     /// It delivers that view's ops up to here, and drops the rest.
     pub cut: Seq,
+    /// Above this seq (the highest stable point its side knew), only ops
+    /// whose origin is on its side are delivered [rule 14a].
+    pub keep_below: Seq,
 }
 
 /// How a view was formed: enough for a member that missed its install to
@@ -81,6 +84,8 @@ pub struct FlushState {
     pub delivered: Seq,
     /// Ops of `current` held (1..=received).
     pub received: Seq,
+    /// The stable point of `current` it knows.
+    pub stable: Seq,
     /// The group table after `delivered`.
     pub table: GroupTable,
     /// Joins and leaves it holds in `(delivered, received]`, with their seqs.
@@ -121,6 +126,8 @@ pub enum PeerMsg {
         ops: Vec<Op>,
         /// Every member holds everything up to here: deliver it.
         stable: Seq,
+        /// Every member knows the stable point is this far: acknowledge.
+        acked: Seq,
     },
     /// Member -> coordinator: it holds every op up to `received`.
     Progress {
@@ -128,6 +135,8 @@ pub enum PeerMsg {
         view: ViewId,
         /// How far it holds.
         received: Seq,
+        /// The stable point it knows.
+        stable: Seq,
     },
     /// Proposer -> members: stop, and report your state.
     Propose {

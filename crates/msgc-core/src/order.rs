@@ -19,6 +19,18 @@ pub(crate) struct Order {
     pub held: VecDeque<Op>,
     /// The stable point this server knows.
     pub stable: Seq,
+    /// Every member knows the stable point is this far ("stable²"): own
+    /// publishes up to here are acknowledged. So every side of a later
+    /// partition knows them stable and delivers them [rule 14a].
+    pub acked: Seq,
+    /// The stable point this server last reported knowing.
+    pub reported_stable: Seq,
+    /// How far each other member knows the stable point (coordinator).
+    pub known_stable: BTreeMap<ServerId, Seq>,
+    /// Acked point last announced (coordinator).
+    pub announced_acked: Seq,
+    /// Own publishes delivered, waiting for the acked point: (seq, session).
+    pub unacked: VecDeque<(Seq, SessionId)>,
     /// How far this server last reported holding.
     pub reported: Seq,
     /// Own ops to submit at the end of the turn (members).
@@ -41,6 +53,12 @@ impl Order {
         *self = Order {
             coordinator: view.coordinator() == me,
             progress: view
+                .members
+                .iter()
+                .filter(|m| *m != me)
+                .map(|m| (m.clone(), 0))
+                .collect(),
+            known_stable: view
                 .members
                 .iter()
                 .filter(|m| *m != me)
@@ -122,10 +140,18 @@ impl Core {
             self.send(&coordinator, PeerMsg::Submit { view, ops });
         }
         let received = self.order.received();
-        if self.congested.is_empty() && received > self.order.reported {
-            self.order.reported = received;
+        let (moved, stable) = (received > self.order.reported, self.order.stable);
+        if self.congested.is_empty() && (moved || stable > self.order.reported_stable) {
+            self.order.reported = self.order.reported.max(received);
+            self.order.reported_stable = stable;
             let view = self.view.id.clone();
-            self.send(&coordinator, PeerMsg::Progress { view, received });
+            let received = self.order.reported;
+            let msg = PeerMsg::Progress {
+                view,
+                received,
+                stable,
+            };
+            self.send(&coordinator, msg);
         }
     }
 
@@ -146,15 +172,26 @@ impl Core {
             .chain([self.order.reported])
             .min()
             .unwrap_or(0);
-        if ops.is_empty() && stable <= self.order.announced {
+        let acked = self
+            .order
+            .known_stable
+            .values()
+            .copied()
+            .chain([stable])
+            .min()
+            .unwrap_or(0);
+        let quiet = stable <= self.order.announced && acked <= self.order.announced_acked;
+        if ops.is_empty() && quiet {
             return;
         }
         self.order.announced = stable;
+        self.order.announced_acked = acked;
         let msg = PeerMsg::Sequenced {
             view: self.view.id.clone(),
             first,
             ops,
             stable,
+            acked,
         };
         let others: Vec<_> = self.order.progress.keys().map(|m| m.name.clone()).collect();
         for peer in others {
@@ -162,6 +199,23 @@ impl Core {
         }
         self.order.stable = stable;
         self.deliver_upto(stable);
+        self.order.acked = acked;
+        self.release_acks(Some(acked));
+    }
+
+    /// Acknowledges own delivered publishes up to `upto` (all with `None`).
+    pub(crate) fn release_acks(&mut self, upto: Option<Seq>) {
+        while let Some(&(seq, session)) = self.order.unacked.front() {
+            if upto.is_some_and(|a| seq > a) {
+                break;
+            }
+            self.order.unacked.pop_front();
+            if self.sessions.contains_key(&session) {
+                let epoch = self.view.id.epoch;
+                let position = Position { epoch, seq };
+                self.effects.push(Effect::Acked { session, position });
+            }
+        }
     }
 
     pub(crate) fn on_sequenced(
@@ -170,7 +224,7 @@ impl Core {
         view: &ViewId,
         first: Seq,
         ops: Vec<Op>,
-        stable: Seq,
+        (stable, acked): (Seq, Seq),
     ) {
         let current = self.is_active()
             && *view == self.view.id
@@ -189,14 +243,25 @@ impl Core {
         self.order.held.extend(ops);
         self.order.stable = self.order.stable.max(stable);
         self.deliver_upto(self.order.stable);
+        self.order.acked = self.order.acked.max(acked);
+        self.release_acks(Some(self.order.acked));
     }
 
-    pub(crate) fn on_progress(&mut self, from: &ServerId, view: &ViewId, received: Seq) {
+    pub(crate) fn on_progress(
+        &mut self,
+        from: &ServerId,
+        view: &ViewId,
+        received: Seq,
+        stable: Seq,
+    ) {
         if !self.is_active() || *view != self.view.id || !self.order.coordinator {
             return;
         }
         if let Some(seen) = self.order.progress.get_mut(from) {
             *seen = (*seen).max(received);
+        }
+        if let Some(seen) = self.order.known_stable.get_mut(from) {
+            *seen = (*seen).max(stable);
         }
     }
 
@@ -210,6 +275,27 @@ impl Core {
             let position = Position {
                 epoch: self.view.id.epoch,
                 seq: self.order.delivered,
+            };
+            self.deliver_op(op, position);
+        }
+    }
+
+    /// Delivers held ops up to a cut, skipping above `keep_below` the ops
+    /// whose origin is not on this side [rule 14a].
+    pub(crate) fn deliver_cut(&mut self, source: &crate::msg::Source, side: &[ServerId]) {
+        let side: Vec<&ServerId> = side.iter().collect();
+        while self.order.delivered < source.cut {
+            let Some(op) = self.order.held.pop_front() else {
+                break;
+            };
+            self.order.delivered += 1;
+            let seq = self.order.delivered;
+            if !crate::plan::kept_at_cut(seq, &op.origin, source.keep_below, &side) {
+                continue;
+            }
+            let position = Position {
+                epoch: self.view.id.epoch,
+                seq,
             };
             self.deliver_op(op, position);
         }
@@ -244,10 +330,8 @@ impl Core {
                     origin: (op.origin, op.origin_seq),
                 };
                 self.deliver_to_group(&group, own_session, event);
-                if let Some(session) = own_session
-                    && self.sessions.contains_key(&session)
-                {
-                    self.effects.push(Effect::Acked { session, position });
+                if let Some(session) = own_session {
+                    self.order.unacked.push_back((position.seq, session));
                 }
             }
             OpKind::Join { group, member } => self.apply_join(group, member, position),

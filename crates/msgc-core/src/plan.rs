@@ -56,6 +56,7 @@ struct Effective {
     view: ViewId,
     delivered: Seq,
     received: Seq,
+    stable: Seq,
     table: GroupTable,
     membership: Vec<(Seq, Op)>,
     high_water: BTreeMap<ServerId, u64>,
@@ -84,10 +85,15 @@ pub fn plan(view: &View, states: &BTreeMap<ServerId, FlushState>) -> Result<Plan
     let mut high_water: BTreeMap<ServerId, u64> = BTreeMap::new();
     for (side, servers) in &sides {
         let trim = published_trim(side, &records);
-        let (cut, table, marks) = side_cut(servers, &members, trim)?;
+        let (cut, keep_below, table, marks) = side_cut(servers, &members, trim)?;
         for m in servers {
             let from = side.clone();
-            sources.insert(m.clone(), Source { from, cut });
+            let source = Source {
+                from,
+                cut,
+                keep_below,
+            };
+            sources.insert(m.clone(), source);
         }
         tables.insert(side.clone(), table);
         for (origin, seq) in marks {
@@ -118,6 +124,7 @@ fn roll_forward(
         view: state.current.clone(),
         delivered: state.delivered,
         received: state.received,
+        stable: state.stable,
         table: state.table.clone(),
         membership: state.membership.clone(),
         high_water: state.high_water.clone(),
@@ -138,6 +145,7 @@ fn roll_forward(
             view: next.view.id.clone(),
             delivered: 0,
             received: 0,
+            stable: 0,
             table: next.table.clone(),
             membership: Vec::new(),
             high_water: next.high_water.clone(),
@@ -162,51 +170,68 @@ fn out_of_range(member: &ServerId, e: &Effective, cut: Seq) -> PlanError {
     }
 }
 
-/// The cut an install record already gave `side` (the highest record's):
-/// members still in that view reuse it where they can, so everyone who
-/// leaves the view delivers the same prefix of it (Derecho: a new leader
-/// reuses its predecessor's trim).
-fn published_trim(side: &ViewId, records: &BTreeMap<ViewId, &InstallRecord>) -> Option<Seq> {
-    records
-        .values()
-        .rev()
-        .find_map(|r| r.sources.values().find(|s| s.from == *side).map(|s| s.cut))
+/// The cut (and origin-filter boundary) an install record already gave
+/// `side` (the highest record's): members still in that view reuse it where
+/// they can, so everyone who leaves the view delivers the same prefix of it
+/// (Derecho: a new leader reuses its predecessor's trim).
+fn published_trim(side: &ViewId, records: &BTreeMap<ViewId, &InstallRecord>) -> Option<(Seq, Seq)> {
+    records.values().rev().find_map(|r| {
+        r.sources
+            .values()
+            .find(|s| s.from == *side)
+            .map(|s| (s.cut, s.keep_below))
+    })
+}
+
+/// Whether a side delivers the op at `seq` from `origin` at its cut: below
+/// the highest stable point the side knows, every op (everyone holds it and
+/// may have delivered it); above, only its own servers' ops, so an op in
+/// doubt is delivered by its origin's side alone [rule 14a].
+pub fn kept_at_cut(seq: Seq, origin: &ServerId, keep_below: Seq, side: &[&ServerId]) -> bool {
+    seq <= keep_below || side.contains(&origin)
 }
 
 /// A side's cut (a published trim if every member holds it, else the lowest
-/// `received`), its group table at the cut, and its delivered marks per
-/// origin at the cut.
+/// `received`), its origin-filter boundary (the highest stable point it
+/// knows), its group table at the cut, and its delivered marks per origin.
+#[allow(clippy::type_complexity)]
 fn side_cut(
     servers: &[ServerId],
     members: &BTreeMap<ServerId, Effective>,
-    trim: Option<Seq>,
-) -> Result<(Seq, GroupTable, BTreeMap<ServerId, u64>), PlanError> {
+    trim: Option<(Seq, Seq)>,
+) -> Result<(Seq, Seq, GroupTable, BTreeMap<ServerId, u64>), PlanError> {
     let states: Vec<(&ServerId, &Effective)> = servers.iter().map(|m| (m, &members[m])).collect();
     let lowest = states.iter().map(|(_, e)| e.received).min().unwrap_or(0);
     let highest_delivered = states.iter().map(|(_, e)| e.delivered).max().unwrap_or(0);
-    let cut = match trim {
-        Some(t) if t >= highest_delivered && t <= lowest => t,
-        _ => lowest,
+    let highest_stable = states.iter().map(|(_, e)| e.stable).max().unwrap_or(0);
+    let (cut, keep_below) = match trim {
+        Some((t, k)) if t >= highest_delivered && t <= lowest && k >= highest_stable => (t, k),
+        _ => (lowest, highest_stable),
     };
     if let Some((m, e)) = states.iter().find(|(_, e)| e.delivered > cut) {
         return Err(out_of_range(m, e, cut));
     }
     let Some((_, base)) = states.iter().max_by_key(|(_, e)| e.delivered) else {
-        return Ok((cut, GroupTable::default(), BTreeMap::new()));
+        return Ok((cut, keep_below, GroupTable::default(), BTreeMap::new()));
     };
+    let side: Vec<&ServerId> = servers.iter().collect();
     let mut table = base.table.clone();
     for (seq, op) in &base.membership {
-        if *seq > base.delivered && *seq <= cut {
+        if *seq > base.delivered && *seq <= cut && kept_at_cut(*seq, &op.origin, keep_below, &side)
+        {
             table.apply(&op.kind);
         }
     }
     let mut marks = base.high_water.clone();
     let upto = usize::try_from(cut - base.delivered).unwrap_or(usize::MAX);
-    for (origin, seq) in base.held.iter().take(upto) {
-        let mark = marks.entry(origin.clone()).or_insert(0);
-        *mark = (*mark).max(*seq);
+    for (i, (origin, origin_seq)) in base.held.iter().take(upto).enumerate() {
+        let seq = base.delivered + 1 + i as Seq;
+        if kept_at_cut(seq, origin, keep_below, &side) {
+            let mark = marks.entry(origin.clone()).or_insert(0);
+            *mark = (*mark).max(*origin_seq);
+        }
     }
-    Ok((cut, table, marks))
+    Ok((cut, keep_below, table, marks))
 }
 
 /// The new table: each group's members taken side by side (the proposer's

@@ -177,6 +177,7 @@ fn an_install_from_an_earlier_proposer_is_ignored_after_answering_a_later_one() 
                     Source {
                         from: solo(m.name.as_str()),
                         cut: 0,
+                        keep_below: 0,
                     },
                 )
             })
@@ -225,6 +226,7 @@ fn install_then_commit_starts_the_view_and_resubmits_pending_ops() {
                     Source {
                         from: solo(m.name.as_str()),
                         cut: 0,
+                        keep_below: 0,
                     },
                 )
             })
@@ -370,6 +372,7 @@ fn a_merge_with_a_loss_announces_server_lost_then_partition_merge() {
             Source {
                 from: b.view.id.clone(),
                 cut: 0,
+                keep_below: 0,
             },
         )]
         .into(),
@@ -413,6 +416,7 @@ fn state(
         records,
         delivered,
         received,
+        stable: 0,
         table: GroupTable::default(),
         membership: vec![],
         high_water: BTreeMap::new(),
@@ -447,6 +451,7 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
                     Source {
                         from: v.clone(),
                         cut: 6,
+                        keep_below: 0,
                     },
                 )
             })
@@ -473,10 +478,18 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
         plan.record.sources[&id("c")],
         Source {
             from: x.id.clone(),
-            cut: 0
+            cut: 0,
+            keep_below: 0,
         }
     );
-    assert_eq!(plan.record.sources[&id("b")], Source { from: x.id, cut: 0 });
+    assert_eq!(
+        plan.record.sources[&id("b")],
+        Source {
+            from: x.id,
+            cut: 0,
+            keep_below: 0,
+        }
+    );
 }
 
 #[test]
@@ -502,10 +515,18 @@ fn plan_cuts_each_side_at_its_lowest_received() {
         plan.record.sources[&id("b")],
         Source {
             from: v.clone(),
-            cut: 7
+            cut: 7,
+            keep_below: 0,
         }
     );
-    assert_eq!(plan.record.sources[&id("c")], Source { from: v, cut: 7 });
+    assert_eq!(
+        plan.record.sources[&id("c")],
+        Source {
+            from: v,
+            cut: 7,
+            keep_below: 0,
+        }
+    );
 }
 
 #[test]

@@ -166,6 +166,7 @@ impl Core {
             records: self.records.clone(),
             delivered,
             received: self.order.received(),
+            stable: self.order.stable,
             table: self.groups.clone(),
             membership,
             high_water: self.delivered_from.clone(),
@@ -303,7 +304,15 @@ impl Core {
         if source.from != self.view.id || source.cut > self.order.received() {
             tracing::error!(me = ?self.me, ?source, current = ?self.view.id, received = self.order.received(), "install does not fit");
         }
-        self.deliver_upto(source.cut);
+        let side: Vec<ServerId> = record
+            .sources
+            .iter()
+            .filter(|(_, s)| s.from == source.from)
+            .map(|(m, _)| m.clone())
+            .collect();
+        self.deliver_cut(&source, &side);
+        // What the cut delivered, its whole side delivered: acknowledged.
+        self.release_acks(None);
         self.order.held.clear();
         self.adopt_high_water(&record);
         self.announce(&record, source.cut);
@@ -312,6 +321,9 @@ impl Core {
         tracing::debug!(me = ?self.me, view = ?record.view.id, cut = source.cut, "installed");
         self.view = record.view.clone();
         self.started = false;
+        self.effects.push(Effect::Installed {
+            record: Box::new(record.clone()),
+        });
         self.records.push(record);
         let (view, me) = (self.view.clone(), self.me.clone());
         self.order.start(&view, &me);

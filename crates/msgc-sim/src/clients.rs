@@ -130,6 +130,7 @@ impl Sim {
                 group: g,
                 sent_at: self.now,
                 acked: None,
+                acked_at_install: false,
                 probe,
             });
             self.history.sessions[slog].published.push(m);
@@ -271,7 +272,13 @@ impl Sim {
     }
 
     /// Records an ack: it must be for the session's next unacked publish.
-    pub(crate) fn on_acked(&mut self, srv: usize, session: SessionId, position: Position) {
+    pub(crate) fn on_acked(
+        &mut self,
+        srv: usize,
+        session: SessionId,
+        position: Position,
+        at_install: bool,
+    ) {
         let Some(&slog) = self.servers[srv].sessions.get(&session) else {
             return;
         };
@@ -299,6 +306,7 @@ impl Sim {
             .push((self.now, position, msg));
         if let Some(m) = msg {
             self.history.msgs[m].acked = Some((view, position, self.now));
+            self.history.msgs[m].acked_at_install = at_install;
         }
     }
 }

@@ -21,10 +21,18 @@ pub(crate) fn describe_msg(msg: &PeerMsg) -> Option<String> {
             first,
             ops,
             stable,
+            acked,
         } => {
-            format!("Sequenced {view:?} {first}+{} stable {stable}", ops.len())
+            format!(
+                "Sequenced {view:?} {first}+{} stable {stable} acked {acked}",
+                ops.len()
+            )
         }
-        PeerMsg::Progress { view, received } => format!("Progress {view:?} {received}"),
+        PeerMsg::Progress {
+            view,
+            received,
+            stable,
+        } => format!("Progress {view:?} {received} stable {stable}"),
         PeerMsg::Propose { view } => format!("Propose {:?} {:?}", view.id, view.members),
         PeerMsg::Flush(f) => format!(
             "Flush {:?} from {:?} d={} r={} records={}",
@@ -95,7 +103,7 @@ impl Sim {
     /// Records what the checker wants of view-change messages.
     fn observe(&mut self, srv: usize, msg: &PeerMsg) {
         match msg {
-            PeerMsg::Progress { view, received } => {
+            PeerMsg::Progress { view, received, .. } => {
                 let me = self.servers[srv]
                     .core
                     .as_ref()

@@ -110,6 +110,9 @@ pub struct Msg {
     pub sent_at: u64,
     /// Acked: (view index in the origin incarnation, position, time).
     pub acked: Option<(usize, Position, u64)>,
+    /// Acked by an install (its side's cut delivered it), not by the
+    /// stable² point of normal operation: owed to its side only.
+    pub acked_at_install: bool,
     /// A liveness probe.
     pub probe: bool,
 }

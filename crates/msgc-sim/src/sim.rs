@@ -478,14 +478,22 @@ impl Sim {
 
     fn apply(&mut self, srv: usize, effects: Vec<Effect>) {
         let inc = self.servers[srv].inc;
-        for effect in effects {
+        // Acks the core gives before entering an install come from that
+        // install's cut (owed to its side only), not from normal operation.
+        let last_install = effects
+            .iter()
+            .rposition(|e| matches!(e, Effect::Installed { .. }));
+        for (i, effect) in effects.into_iter().enumerate() {
+            let at_install = last_install.is_some_and(|last| i < last);
             if self.servers[srv].core.is_none() || self.servers[srv].inc != inc {
                 break; // crashed mid-turn: the rest never happened
             }
             match effect {
                 Effect::Send { to, link, msg } => self.send(srv, &to, link, msg),
                 Effect::Deliver { session, event } => self.on_deliver(srv, session, event),
-                Effect::Acked { session, position } => self.on_acked(srv, session, position),
+                Effect::Acked { session, position } => {
+                    self.on_acked(srv, session, position, at_install)
+                }
                 Effect::ReleasePermits(n) => self.release(srv, n),
                 Effect::CloseSession { session, reason } => {
                     self.log(|| {
@@ -502,6 +510,12 @@ impl Sim {
                     self.close_local(srv, link.0, true);
                 }
                 Effect::Ready => self.log(|| format!("{} ready", srv_name(srv))),
+                Effect::Installed { record } => {
+                    self.history
+                        .installs
+                        .entry(record.view.id.clone())
+                        .or_insert(*record);
+                }
                 Effect::ViewStarted { view } => {
                     self.stats.views += 1;
                     self.log(|| {

@@ -36,6 +36,9 @@ impl Driver {
                 tracing::info!(epoch = view.id.epoch, members = ?view.members, "bus ready");
                 self.ready_tx.send_replace(true);
             }
+            Effect::Installed { record } => {
+                tracing::debug!(view = ?record.view.id, "installed (not yet started)");
+            }
             Effect::ViewStarted { view } => {
                 tracing::info!(
                     epoch = view.id.epoch,

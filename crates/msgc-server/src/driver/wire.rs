@@ -139,6 +139,7 @@ impl Names {
             let source = Source {
                 from: self.view_id(s.from)?,
                 cut: s.cut,
+                keep_below: s.keep_below,
             };
             sources.insert(self.server(s.member)?, source);
         }
@@ -229,6 +230,7 @@ impl Names {
             records: self.records(f.records)?,
             delivered: f.delivered,
             received: f.received,
+            stable: f.stable,
             table: self.table(f.table)?,
             membership,
             high_water: self.marks(f.high_water)?,
@@ -260,10 +262,12 @@ impl Names {
                 first: s.first,
                 ops: self.ops(&s.origins, s.ops)?,
                 stable: s.stable,
+                acked: s.acked,
             },
             Kind::Progress(p) => PeerMsg::Progress {
                 view: self.view_id(p.view)?,
                 received: p.received,
+                stable: p.stable,
             },
             Kind::Propose(p) => PeerMsg::Propose {
                 view: self.view(p.view)?,
@@ -367,6 +371,7 @@ fn record_to_wire(record: InstallRecord) -> pb::InstallRecord {
                 member: Some(server_to_wire(member)),
                 from: Some(view_id_to_wire(&s.from)),
                 cut: s.cut,
+                keep_below: s.keep_below,
             })
             .collect(),
         table: Some(table_to_wire(record.table)),
@@ -471,6 +476,7 @@ fn flush_to_wire(f: FlushState) -> pb::FlushState {
         records: f.records.into_iter().map(record_to_wire).collect(),
         delivered: f.delivered,
         received: f.received,
+        stable: f.stable,
         table: Some(table_to_wire(f.table)),
         origins: origins.into_wire(),
         membership,
@@ -502,6 +508,7 @@ pub fn encode(msg: PeerMsg) -> pb::PeerMessage {
             first,
             ops,
             stable,
+            acked,
         } => {
             let mut origins = Origins::default();
             let ops = origins.ops(ops);
@@ -511,11 +518,17 @@ pub fn encode(msg: PeerMsg) -> pb::PeerMessage {
                 origins: origins.into_wire(),
                 ops,
                 stable,
+                acked,
             })
         }
-        PeerMsg::Progress { view, received } => Kind::Progress(pb::Progress {
+        PeerMsg::Progress {
+            view,
+            received,
+            stable,
+        } => Kind::Progress(pb::Progress {
             view: Some(view_id_to_wire(&view)),
             received,
+            stable,
         }),
         PeerMsg::Propose { view } => Kind::Propose(pb::Propose {
             view: Some(view_to_wire(&view)),
@@ -765,6 +778,7 @@ mod tests {
                 Source {
                     from: vid(epoch - 1),
                     cut: 10,
+                    keep_below: 10,
                 },
             ),
             (
@@ -775,6 +789,7 @@ mod tests {
                         proposer: id("b", 2),
                     },
                     cut: 3,
+                    keep_below: 3,
                 },
             ),
         ]
@@ -818,16 +833,19 @@ mod tests {
                 first: 7,
                 ops: ops(),
                 stable: 6,
+                acked: 6,
             },
             PeerMsg::Sequenced {
                 view: vid(4),
                 first: 10,
                 ops: vec![],
                 stable: 9,
+                acked: 9,
             },
             PeerMsg::Progress {
                 view: vid(4),
                 received: 9,
+                stable: 0,
             },
             PeerMsg::Propose {
                 view: record(5).view,
@@ -838,6 +856,7 @@ mod tests {
                 records: vec![record(5)],
                 delivered: 3,
                 received: 8,
+                stable: 2,
                 table: table(),
                 membership: ops()
                     .into_iter()
@@ -880,6 +899,7 @@ mod tests {
             first: 1,
             ops: ops(),
             stable: 0,
+            acked: 0,
         })
         else {
             panic!("not a sequenced batch");
