@@ -50,8 +50,11 @@ pub struct Source {
     /// It delivers that view's ops up to here, and drops the rest.
     pub cut: Seq,
     /// Above this seq (the highest stable point its side knew), only ops
-    /// whose origin is on its side are delivered [rule 14a].
+    /// whose origin is in `keep_from` are delivered [rule 14a].
     pub keep_below: Seq,
+    /// The servers of the side the cut was made for (a reused trim keeps
+    /// the side it was first made for).
+    pub keep_from: Vec<ServerId>,
 }
 
 /// How a view was formed: enough for a member that missed its install to

@@ -282,15 +282,14 @@ impl Core {
 
     /// Delivers held ops up to a cut, skipping above `keep_below` the ops
     /// whose origin is not on this side [rule 14a].
-    pub(crate) fn deliver_cut(&mut self, source: &crate::msg::Source, side: &[ServerId]) {
-        let side: Vec<&ServerId> = side.iter().collect();
+    pub(crate) fn deliver_cut(&mut self, source: &crate::msg::Source) {
         while self.order.delivered < source.cut {
             let Some(op) = self.order.held.pop_front() else {
                 break;
             };
             self.order.delivered += 1;
             let seq = self.order.delivered;
-            if !crate::plan::kept_at_cut(seq, &op.origin, source.keep_below, &side) {
+            if !crate::plan::kept_at_cut(seq, &op.origin, source.keep_below, &source.keep_from) {
                 continue;
             }
             let position = Position {

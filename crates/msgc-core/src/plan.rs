@@ -85,13 +85,14 @@ pub fn plan(view: &View, states: &BTreeMap<ServerId, FlushState>) -> Result<Plan
     let mut high_water: BTreeMap<ServerId, u64> = BTreeMap::new();
     for (side, servers) in &sides {
         let trim = published_trim(side, &records);
-        let (cut, keep_below, table, marks) = side_cut(servers, &members, trim)?;
+        let (cut, keep_below, keep_from, table, marks) = side_cut(servers, &members, trim)?;
         for m in servers {
             let from = side.clone();
             let source = Source {
                 from,
                 cut,
                 keep_below,
+                keep_from: keep_from.clone(),
             };
             sources.insert(m.clone(), source);
         }
@@ -174,21 +175,22 @@ fn out_of_range(member: &ServerId, e: &Effective, cut: Seq) -> PlanError {
 /// `side` (the highest record's): members still in that view reuse it where
 /// they can, so everyone who leaves the view delivers the same prefix of it
 /// (Derecho: a new leader reuses its predecessor's trim).
-fn published_trim(side: &ViewId, records: &BTreeMap<ViewId, &InstallRecord>) -> Option<(Seq, Seq)> {
-    records.values().rev().find_map(|r| {
-        r.sources
-            .values()
-            .find(|s| s.from == *side)
-            .map(|s| (s.cut, s.keep_below))
-    })
+fn published_trim<'r>(
+    side: &ViewId,
+    records: &BTreeMap<ViewId, &'r InstallRecord>,
+) -> Option<&'r Source> {
+    records
+        .values()
+        .rev()
+        .find_map(|r| r.sources.values().find(|s| s.from == *side))
 }
 
 /// Whether a side delivers the op at `seq` from `origin` at its cut: below
 /// the highest stable point the side knows, every op (everyone holds it and
 /// may have delivered it); above, only its own servers' ops, so an op in
 /// doubt is delivered by its origin's side alone [rule 14a].
-pub fn kept_at_cut(seq: Seq, origin: &ServerId, keep_below: Seq, side: &[&ServerId]) -> bool {
-    seq <= keep_below || side.contains(&origin)
+pub fn kept_at_cut(seq: Seq, origin: &ServerId, keep_below: Seq, side: &[ServerId]) -> bool {
+    seq <= keep_below || side.contains(origin)
 }
 
 /// A side's cut (a published trim if every member holds it, else the lowest
@@ -198,23 +200,26 @@ pub fn kept_at_cut(seq: Seq, origin: &ServerId, keep_below: Seq, side: &[&Server
 fn side_cut(
     servers: &[ServerId],
     members: &BTreeMap<ServerId, Effective>,
-    trim: Option<(Seq, Seq)>,
-) -> Result<(Seq, Seq, GroupTable, BTreeMap<ServerId, u64>), PlanError> {
+    trim: Option<&Source>,
+) -> Result<(Seq, Seq, Vec<ServerId>, GroupTable, BTreeMap<ServerId, u64>), PlanError> {
     let states: Vec<(&ServerId, &Effective)> = servers.iter().map(|m| (m, &members[m])).collect();
     let lowest = states.iter().map(|(_, e)| e.received).min().unwrap_or(0);
     let highest_delivered = states.iter().map(|(_, e)| e.delivered).max().unwrap_or(0);
     let highest_stable = states.iter().map(|(_, e)| e.stable).max().unwrap_or(0);
-    let (cut, keep_below) = match trim {
-        Some((t, k)) if t >= highest_delivered && t <= lowest && k >= highest_stable => (t, k),
-        _ => (lowest, highest_stable),
+    let (cut, keep_below, side) = match trim {
+        Some(t)
+            if t.cut >= highest_delivered && t.cut <= lowest && t.keep_below >= highest_stable =>
+        {
+            (t.cut, t.keep_below, t.keep_from.clone())
+        }
+        _ => (lowest, highest_stable, servers.to_vec()),
     };
     if let Some((m, e)) = states.iter().find(|(_, e)| e.delivered > cut) {
         return Err(out_of_range(m, e, cut));
     }
     let Some((_, base)) = states.iter().max_by_key(|(_, e)| e.delivered) else {
-        return Ok((cut, keep_below, GroupTable::default(), BTreeMap::new()));
+        return Ok((cut, keep_below, side, GroupTable::default(), BTreeMap::new()));
     };
-    let side: Vec<&ServerId> = servers.iter().collect();
     let mut table = base.table.clone();
     for (seq, op) in &base.membership {
         if *seq > base.delivered && *seq <= cut && kept_at_cut(*seq, &op.origin, keep_below, &side)
@@ -231,7 +236,7 @@ fn side_cut(
             *mark = (*mark).max(*origin_seq);
         }
     }
-    Ok((cut, keep_below, table, marks))
+    Ok((cut, keep_below, side, table, marks))
 }
 
 /// The new table: each group's members taken side by side (the proposer's

@@ -178,6 +178,7 @@ fn an_install_from_an_earlier_proposer_is_ignored_after_answering_a_later_one() 
                         from: solo(m.name.as_str()),
                         cut: 0,
                         keep_below: 0,
+                        keep_from: vec![],
                     },
                 )
             })
@@ -227,6 +228,7 @@ fn install_then_commit_starts_the_view_and_resubmits_pending_ops() {
                         from: solo(m.name.as_str()),
                         cut: 0,
                         keep_below: 0,
+                        keep_from: vec![],
                     },
                 )
             })
@@ -373,6 +375,7 @@ fn a_merge_with_a_loss_announces_server_lost_then_partition_merge() {
                 from: b.view.id.clone(),
                 cut: 0,
                 keep_below: 0,
+                        keep_from: vec![],
             },
         )]
         .into(),
@@ -452,6 +455,7 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
                         from: v.clone(),
                         cut: 6,
                         keep_below: 0,
+                        keep_from: vec![],
                     },
                 )
             })
@@ -480,6 +484,7 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
             from: x.id.clone(),
             cut: 0,
             keep_below: 0,
+                        keep_from: vec![id("b"), id("c")],
         }
     );
     assert_eq!(
@@ -488,6 +493,7 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
             from: x.id,
             cut: 0,
             keep_below: 0,
+                        keep_from: vec![id("b"), id("c")],
         }
     );
 }
@@ -517,6 +523,7 @@ fn plan_cuts_each_side_at_its_lowest_received() {
             from: v.clone(),
             cut: 7,
             keep_below: 0,
+                        keep_from: vec![id("b"), id("c")],
         }
     );
     assert_eq!(
@@ -525,6 +532,7 @@ fn plan_cuts_each_side_at_its_lowest_received() {
             from: v,
             cut: 7,
             keep_below: 0,
+                        keep_from: vec![id("b"), id("c")],
         }
     );
 }

@@ -304,13 +304,7 @@ impl Core {
         if source.from != self.view.id || source.cut > self.order.received() {
             tracing::error!(me = ?self.me, ?source, current = ?self.view.id, received = self.order.received(), "install does not fit");
         }
-        let side: Vec<ServerId> = record
-            .sources
-            .iter()
-            .filter(|(_, s)| s.from == source.from)
-            .map(|(m, _)| m.clone())
-            .collect();
-        self.deliver_cut(&source, &side);
+        self.deliver_cut(&source);
         // What the cut delivered, its whole side delivered: acknowledged.
         self.release_acks(None);
         self.order.held.clear();

@@ -140,6 +140,11 @@ impl Names {
                 from: self.view_id(s.from)?,
                 cut: s.cut,
                 keep_below: s.keep_below,
+                keep_from: s
+                    .keep_from
+                    .into_iter()
+                    .map(|k| self.server(Some(k)))
+                    .collect::<Result<_, _>>()?,
             };
             sources.insert(self.server(s.member)?, source);
         }
@@ -372,6 +377,7 @@ fn record_to_wire(record: InstallRecord) -> pb::InstallRecord {
                 from: Some(view_id_to_wire(&s.from)),
                 cut: s.cut,
                 keep_below: s.keep_below,
+                keep_from: s.keep_from.iter().map(server_to_wire).collect(),
             })
             .collect(),
         table: Some(table_to_wire(record.table)),
@@ -779,6 +785,7 @@ mod tests {
                     from: vid(epoch - 1),
                     cut: 10,
                     keep_below: 10,
+                    keep_from: vec![id("a", 7)],
                 },
             ),
             (
@@ -790,6 +797,7 @@ mod tests {
                     },
                     cut: 3,
                     keep_below: 3,
+                    keep_from: vec![],
                 },
             ),
         ]
