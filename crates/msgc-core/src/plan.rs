@@ -218,7 +218,13 @@ fn side_cut(
         return Err(out_of_range(m, e, cut));
     }
     let Some((_, base)) = states.iter().max_by_key(|(_, e)| e.delivered) else {
-        return Ok((cut, keep_below, side, GroupTable::default(), BTreeMap::new()));
+        return Ok((
+            cut,
+            keep_below,
+            side,
+            GroupTable::default(),
+            BTreeMap::new(),
+        ));
     };
     let mut table = base.table.clone();
     for (seq, op) in &base.membership {

@@ -375,7 +375,7 @@ fn a_merge_with_a_loss_announces_server_lost_then_partition_merge() {
                 from: b.view.id.clone(),
                 cut: 0,
                 keep_below: 0,
-                        keep_from: vec![],
+                keep_from: vec![],
             },
         )]
         .into(),
@@ -484,7 +484,7 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
             from: x.id.clone(),
             cut: 0,
             keep_below: 0,
-                        keep_from: vec![id("b"), id("c")],
+            keep_from: vec![id("b"), id("c")],
         }
     );
     assert_eq!(
@@ -493,7 +493,7 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
             from: x.id,
             cut: 0,
             keep_below: 0,
-                        keep_from: vec![id("b"), id("c")],
+            keep_from: vec![id("b"), id("c")],
         }
     );
 }
@@ -523,7 +523,7 @@ fn plan_cuts_each_side_at_its_lowest_received() {
             from: v.clone(),
             cut: 7,
             keep_below: 0,
-                        keep_from: vec![id("b"), id("c")],
+            keep_from: vec![id("b"), id("c")],
         }
     );
     assert_eq!(
@@ -532,7 +532,7 @@ fn plan_cuts_each_side_at_its_lowest_received() {
             from: v,
             cut: 7,
             keep_below: 0,
-                        keep_from: vec![id("b"), id("c")],
+            keep_from: vec![id("b"), id("c")],
         }
     );
 }
