@@ -271,7 +271,11 @@ impl Core {
     /// This server's component: the clique it falls in when every known
     /// server is placed greedily in name order [rule 9]. Sorted by name.
     pub(crate) fn component(&self) -> Vec<ServerId> {
-        let rows: Vec<&Row> = self.rows.values().collect();
+        let mut rows: Vec<&Row> = self.rows.values().collect();
+        // Best connected first (then by name): a server that lost links
+        // (a paused or cut-off one) is the one left out, not a peer of it.
+        let degree = |r: &Row| rows_degree(&self.rows, r, |u, v| self.connected(u, v));
+        rows.sort_by_cached_key(|r| (std::cmp::Reverse(degree(r)), r.server.name.clone()));
         let mut placed: BTreeSet<usize> = BTreeSet::new();
         for start in 0..rows.len() {
             if placed.contains(&start) {
@@ -287,7 +291,10 @@ impl Core {
             }
             placed.extend(clique.iter().copied());
             if clique.iter().any(|&c| rows[c].server == self.me) {
-                return clique.iter().map(|&c| rows[c].server.clone()).collect();
+                let mut members: Vec<ServerId> =
+                    clique.iter().map(|&c| rows[c].server.clone()).collect();
+                members.sort();
+                return members;
             }
         }
         vec![self.me.clone()]
@@ -297,4 +304,15 @@ impl Core {
     pub(crate) fn row_of(&self, id: &ServerId) -> Option<&Row> {
         self.rows.get(&id.name).filter(|r| &r.server == id)
     }
+}
+
+/// How many known servers a row's server is connected to.
+fn rows_degree(
+    rows: &std::collections::BTreeMap<ServerName, Row>,
+    row: &Row,
+    connected: impl Fn(&Row, &Row) -> bool,
+) -> usize {
+    rows.values()
+        .filter(|other| other.server != row.server && connected(row, other))
+        .count()
 }
