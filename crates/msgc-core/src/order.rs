@@ -267,36 +267,31 @@ impl Core {
 
     /// Delivers held ops up to `seq` (or as far as held).
     pub(crate) fn deliver_upto(&mut self, seq: Seq) {
-        while self.order.delivered < seq {
-            let Some(op) = self.order.held.pop_front() else {
-                break;
-            };
-            self.order.delivered += 1;
-            let position = Position {
-                epoch: self.view.id.epoch,
-                seq: self.order.delivered,
-            };
-            self.deliver_op(op, position);
-        }
+        self.deliver_through(seq, None);
     }
 
     /// Delivers held ops up to a cut, skipping above `keep_below` the ops
     /// whose origin is not on this side [rule 14a].
     pub(crate) fn deliver_cut(&mut self, source: &crate::msg::Source) {
-        while self.order.delivered < source.cut {
+        self.deliver_through(source.cut, Some(source));
+    }
+
+    /// The one delivery loop: held ops up to `upto`, each at its position,
+    /// filtered by a cut's origin rule when there is one.
+    fn deliver_through(&mut self, upto: Seq, cut: Option<&crate::msg::Source>) {
+        while self.order.delivered < upto {
             let Some(op) = self.order.held.pop_front() else {
                 break;
             };
             self.order.delivered += 1;
             let seq = self.order.delivered;
-            if !crate::plan::kept_at_cut(seq, &op.origin, source.keep_below, &source.keep_from) {
-                continue;
+            let kept = cut.is_none_or(|c| {
+                crate::plan::kept_at_cut(seq, &op.origin, c.keep_below, &c.keep_from)
+            });
+            if kept {
+                let epoch = self.view.id.epoch;
+                self.deliver_op(op, Position { epoch, seq });
             }
-            let position = Position {
-                epoch: self.view.id.epoch,
-                seq,
-            };
-            self.deliver_op(op, position);
         }
     }
 

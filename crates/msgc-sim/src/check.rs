@@ -136,24 +136,6 @@ struct Checker<'h> {
     segs: Vec<Option<Segments>>,
     /// When the probes went out (liveness), if they did.
     probes_at: Option<u64>,
-    /// Ops in doubt at a partition: delivered by one side at their place in
-    /// the old view and by another side after their origin resubmitted them.
-    /// The origin filter at the cut (rule 14a) rules them out, so the
-    /// one-view and order checks report them; [`in_doubt`] counts them.
-    in_doubt: HashSet<usize>,
-}
-
-/// How many ops of a run were in doubt at a partition (see [`check`]).
-pub fn in_doubt(h: &History) -> usize {
-    let mut c = Checker {
-        h,
-        out: Vec::new(),
-        segs: Vec::new(),
-        probes_at: None,
-        in_doubt: HashSet::new(),
-    };
-    c.find_in_doubt();
-    c.in_doubt.len()
 }
 
 fn id_name(id: &ServerId) -> String {
@@ -168,9 +150,7 @@ pub fn check(h: &History, probes_at: Option<u64>) -> Vec<Violation> {
         out: Vec::new(),
         segs: Vec::new(),
         probes_at,
-        in_doubt: HashSet::new(),
     };
-    c.find_in_doubt();
     c.per_session();
     c.sessions_match_watchers();
     c.build_segments();
@@ -425,38 +405,6 @@ impl Checker<'_> {
             }
             self.segs.push(Some(segs));
         }
-    }
-
-    /// The view an incarnation started right after `view`, if any.
-    fn next_view(&self, inc: usize, view: &ViewId) -> Option<&ViewId> {
-        let views = &self.h.incs[inc].views;
-        let at = views.iter().position(|(_, v)| v.id == *view)?;
-        views.get(at + 1).map(|(_, v)| &v.id)
-    }
-
-    /// Finds ops delivered in two views by incarnations that left the first
-    /// view into different next views (different sides of a partition).
-    fn find_in_doubt(&mut self) {
-        let h = self.h;
-        let mut first: HashMap<usize, (usize, &ViewId)> = HashMap::new();
-        let mut found = HashSet::new();
-        for (inc, log) in h.incs.iter().enumerate() {
-            let Some(w) = log.watcher else { continue };
-            for e in &h.sessions[w].events {
-                let Rec::Msg { msg, view, .. } = e else {
-                    continue;
-                };
-                let id = &log.views[*view].1.id;
-                let (i0, v0) = *first.entry(*msg).or_insert((inc, id));
-                // Judged from the earlier of the two views: did the two
-                // leave it into different next views?
-                let early = v0.min(id);
-                if v0 != id && self.next_view(i0, early) != self.next_view(inc, early) {
-                    found.insert(*msg);
-                }
-            }
-        }
-        self.in_doubt = found;
     }
 
     /// Agreed order between every two incarnations (over their watchers).

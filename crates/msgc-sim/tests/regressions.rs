@@ -63,8 +63,9 @@ fn a_dropped_link_to_a_member_always_changes_the_view() {
     pinned(11, FaultClass::Drop, 4, false);
 }
 
-/// An op in doubt at a partition was judged from the later of its two views
-/// (checker order), so it was reported as delivered in two views.
+/// An op in doubt at a partition was delivered by one side at its cut and by
+/// its origin's side after resubmission (one op in two views): now every op
+/// above a side's known stable point has one owner (rule 14a).
 #[test]
 fn an_op_in_doubt_is_judged_from_its_earlier_view() {
     pinned(1011858, FaultClass::Cascade, 3, false);
