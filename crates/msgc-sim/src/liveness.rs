@@ -8,6 +8,7 @@ use crate::check::Invariant;
 use crate::config::MS;
 use crate::record::Rec;
 use crate::sim::{Ev, Phase, Sim, srv_name};
+use msgc_core::{ServerId, SessionId};
 
 impl Sim {
     /// The periodic liveness watch.
@@ -15,6 +16,7 @@ impl Sim {
         let deadline = self.cfg.heal_at + self.cfg.liveness_bound;
         match self.phase {
             Phase::Healed if self.converged() => self.send_probes(),
+            Phase::Probing if !self.probes_unsent.is_empty() => self.send_unsent_probes(),
             Phase::Probing if self.missing_probes().is_empty() => {
                 self.log(|| "LIVENESS: every probe delivered everywhere".into());
                 self.finish_liveness();
@@ -68,20 +70,32 @@ impl Sim {
         self.phase = Phase::Probing;
         self.stats.probes_at = Some(self.now);
         self.stats.converged_at = Some(self.now);
-        for srv in 0..self.cfg.servers {
+        self.probes_unsent = (0..self.cfg.servers).collect();
+        self.send_unsent_probes();
+    }
+
+    /// Each server whose probe is not out yet publishes it, if its window
+    /// has a permit (a window still full of ops from before the heal drains
+    /// as the new view delivers them: back-pressure, not a stall; a permit
+    /// that never frees is reported at the bound).
+    fn send_unsent_probes(&mut self) {
+        let unsent = std::mem::take(&mut self.probes_unsent);
+        for srv in unsent {
             let inc = self.servers[srv].inc;
             let Some(w) = self.history.incs[inc].watcher else {
                 continue;
             };
             if !self.publish(srv, w, 0, 1, true) {
-                let detail = format!("{} has no window permit left for a probe", srv_name(srv));
-                self.violation(Invariant::Liveness, vec![srv_name(srv)], detail);
+                self.probes_unsent.insert(srv);
             }
         }
     }
 
     /// (session, probe) pairs not delivered yet: every live session that is
-    /// a member of g0 (by its own last view of it) and every watcher.
+    /// a member of g0 (by its own server's watcher's last view of it) and
+    /// every watcher, for each probe the watcher did not deliver before the
+    /// view that made the session a member (a session whose join was
+    /// sequenced after a probe rightly never gets that probe).
     pub(crate) fn missing_probes(&self) -> Vec<(usize, usize)> {
         let probes: Vec<usize> = (0..self.history.msgs.len())
             .filter(|m| self.history.msgs[*m].probe)
@@ -93,23 +107,12 @@ impl Sim {
             }
             let inc = &self.history.incs[s.inc];
             let Some(w) = inc.watcher else { continue };
-            let members = self.history.sessions[w]
-                .events
-                .iter()
-                .rev()
-                .find_map(|e| match e {
-                    Rec::View { gv, .. } if gv.group == "g0" => Some(&gv.members),
-                    _ => None,
-                });
+            let watched = &self.history.sessions[w].events;
             for &slog in s.sessions.values() {
                 let log = &self.history.sessions[slog];
-                let member = members.is_some_and(|ms| {
-                    ms.iter()
-                        .any(|m| m.key.session == log.id && m.key.server == inc.id)
-                });
-                if !member {
+                let Some(joined) = member_since(watched, log.id, &inc.id) else {
                     continue;
-                }
+                };
                 let got: BTreeSet<usize> = log
                     .events
                     .iter()
@@ -118,10 +121,15 @@ impl Sim {
                         Rec::View { .. } => None,
                     })
                     .collect();
+                let before_join = |p: &usize| {
+                    watched[..joined]
+                        .iter()
+                        .any(|e| matches!(e, Rec::Msg { msg, .. } if msg == p))
+                };
                 missing.extend(
                     probes
                         .iter()
-                        .filter(|p| !got.contains(p))
+                        .filter(|p| !got.contains(p) && !before_join(p))
                         .map(|p| (slog, *p)),
                 );
             }
@@ -132,7 +140,13 @@ impl Sim {
     /// The bound passed: report what is not live.
     pub(crate) fn liveness_timeout(&mut self) {
         let bound = self.cfg.liveness_bound / MS;
-        let detail = if self.phase == Phase::Probing {
+        let detail = if self.phase == Phase::Probing && !self.probes_unsent.is_empty() {
+            let names: Vec<String> = self.probes_unsent.iter().map(|s| srv_name(*s)).collect();
+            format!(
+                "no window permit for a probe on {} in {bound}ms after the one view",
+                names.join(", ")
+            )
+        } else if self.phase == Phase::Probing {
             let missing = self.missing_probes();
             let shown: Vec<String> = missing
                 .iter()
@@ -172,4 +186,27 @@ impl Sim {
         self.violation(Invariant::Liveness, all, detail);
         self.phase = Phase::Done;
     }
+}
+
+/// Index, in a watcher's log, of the g0 view since which `session` of
+/// `server` has been a member without a break; `None` if its last g0 view
+/// does not list it.
+fn member_since(watched: &[Rec], session: SessionId, server: &ServerId) -> Option<usize> {
+    let mut since = None;
+    for (i, e) in watched.iter().enumerate() {
+        let Rec::View { gv, .. } = e else { continue };
+        if gv.group != "g0" {
+            continue;
+        }
+        let member = gv
+            .members
+            .iter()
+            .any(|m| m.key.session == session && m.key.server == *server);
+        since = match (member, since) {
+            (true, None) => Some(i),
+            (true, kept) => kept,
+            (false, _) => None,
+        };
+    }
+    since
 }

@@ -108,6 +108,8 @@ pub struct Sim {
     pub violations: Vec<Violation>,
     pub(crate) trace: Option<Vec<String>>,
     pub(crate) phase: Phase,
+    /// Servers whose liveness probe waits for a window permit.
+    pub(crate) probes_unsent: std::collections::BTreeSet<usize>,
     pub(crate) dialing: BTreeSet<(usize, usize)>,
     pub(crate) clients_active: bool,
     /// Counters.
@@ -164,6 +166,7 @@ impl Sim {
             cuts: Vec::new(),
             violations: Vec::new(),
             phase: Phase::Faults,
+            probes_unsent: Default::default(),
             dialing: BTreeSet::new(),
             clients_active: true,
             stats: Stats::default(),

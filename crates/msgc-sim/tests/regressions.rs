@@ -70,3 +70,21 @@ fn a_dropped_link_to_a_member_always_changes_the_view() {
 fn an_op_in_doubt_is_judged_from_its_earlier_view() {
     pinned(1011858, FaultClass::Cascade, 3, false);
 }
+
+/// Checker bugs (the cores were right): a session whose join was sequenced
+/// after a liveness probe rightly never gets that probe, but the liveness
+/// check required it of every member of the watcher's last view.
+#[test]
+fn a_session_that_joined_after_a_probe_is_not_owed_it() {
+    pinned(13272, FaultClass::Cut, 5, false);
+    pinned(8822, FaultClass::Cut, 3, false);
+}
+
+/// Checker bug: a server whose window was still full of ops from before the
+/// heal had no permit for its probe at the instant the one view formed; the
+/// window drains as that view delivers (back-pressure, not a stall), so the
+/// probe waits for a permit within the bound.
+#[test]
+fn a_probe_waits_for_a_window_permit() {
+    pinned(6969, FaultClass::Mixed, 4, false);
+}
