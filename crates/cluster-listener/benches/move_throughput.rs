@@ -183,7 +183,7 @@ fn main() {
         settle();
         let id = format!("bench-{round}");
         let moved = runtime.block_on(async {
-            let channel = mover::data_endpoint(&addr)
+            let channel = mover::data_endpoint(&addr, None)
                 .unwrap()
                 .connect()
                 .await

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::is_plain_name;
 use crate::mover::data_channel;
 use crate::puller::{PullError, PullStats, Puller};
+use service_kit::tls::ClientTls;
 
 /// What one round did for one (node, log).
 #[derive(Debug)]
@@ -44,12 +45,18 @@ pub struct AggregateOptions {
     pub subscriber: String,
     /// Wait between rounds.
     pub interval: Duration,
+    /// How nodes are dialled (the node's `dial_tls`); `None` is plaintext.
+    pub tls: Option<ClientTls>,
 }
 
 /// The nodes to pull: `(name, address)` of every member with an address,
 /// else the asked node itself.
-pub async fn nodes(node_addr: &str) -> Result<Vec<(String, String)>, tonic::Status> {
-    let channel = data_channel(node_addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+pub async fn nodes(
+    node_addr: &str,
+    tls: Option<&ClientTls>,
+) -> Result<Vec<(String, String)>, tonic::Status> {
+    let channel =
+        data_channel(node_addr, tls).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut client = NodeClient::new(channel);
     let members: Vec<(String, String)> = client
         .membership(MembershipRequest {})
@@ -67,8 +74,15 @@ pub async fn nodes(node_addr: &str) -> Result<Vec<(String, String)>, tonic::Stat
     Ok(vec![(info.node_name, node_addr.to_owned())])
 }
 
-/// Pulls every log of `node` (at `addr`) into `dir`, to the end of each.
-pub async fn pull_node(dir: &Path, node: &str, addr: &str, subscriber: &str) -> Vec<Pulled> {
+/// Pulls every log of `node` (at `addr`, its certificate naming it with
+/// `tls`) into `dir`, to the end of each.
+pub async fn pull_node(
+    dir: &Path,
+    node: &str,
+    addr: &str,
+    subscriber: &str,
+    tls: Option<&ClientTls>,
+) -> Vec<Pulled> {
     let failed = |log: &str, err: PullError| Pulled {
         node: node.to_owned(),
         log: log.to_owned(),
@@ -81,7 +95,8 @@ pub async fn pull_node(dir: &Path, node: &str, addr: &str, subscriber: &str) -> 
         )));
         return vec![failed("", err)];
     }
-    let channel = match data_channel(addr) {
+    let tls = tls.map(|tls| tls.for_server(node));
+    let channel = match data_channel(addr, tls.as_ref()) {
         Ok(channel) => channel,
         Err(e) => return vec![failed("", tonic::Status::unavailable(e.to_string()).into())],
     };
@@ -122,10 +137,11 @@ pub async fn pull_node(dir: &Path, node: &str, addr: &str, subscriber: &str) -> 
 
 /// One round over every node; progress and failures go to the log.
 pub async fn round(opts: &AggregateOptions) -> Result<Vec<Pulled>, tonic::Status> {
-    let nodes = nodes(&opts.node_addr).await?;
+    let nodes = nodes(&opts.node_addr, opts.tls.as_ref()).await?;
     let mut all = Vec::new();
     for (node, addr) in nodes {
-        for pulled in pull_node(&opts.dir, &node, &addr, &opts.subscriber).await {
+        for pulled in pull_node(&opts.dir, &node, &addr, &opts.subscriber, opts.tls.as_ref()).await
+        {
             match &pulled.result {
                 Ok(stats) => tracing::info!(
                     node = %pulled.node,

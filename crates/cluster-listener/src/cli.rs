@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use proto::eccluster::v1::Envelope;
 use service_kit::listen::{BoundListener, ListenAddr, ListenSpec};
+use service_kit::tls::ClientTls;
 use tokio_util::sync::CancellationToken;
 
 use crate::aggregate::{self, AggregateOptions};
@@ -51,6 +52,9 @@ pub enum Cmd {
         /// Health service name ("" = the whole node; eccluster.v1.Node = joined the cluster).
         #[arg(long, default_value = "")]
         service: String,
+        /// TLS to the node (plaintext without --cacert).
+        #[command(flatten)]
+        tls: service_kit::cli::TlsArgs,
     },
     /// Pull the offered logs of every node in the membership into
     /// <dir>/<log>/<node>, exactly once, every --interval seconds.
@@ -181,8 +185,8 @@ impl service_kit::shell::Service for Launch {
 
 /// Runs what `args` ask for and gives the process's exit code.
 pub async fn run(args: Args) -> ExitCode {
-    if let Some(Cmd::Healthcheck { addr, service }) = &args.command {
-        return service_kit::cli::healthcheck(addr, service).await;
+    if let Some(Cmd::Healthcheck { addr, service, tls }) = &args.command {
+        return service_kit::cli::healthcheck(addr, service, tls).await;
     }
     let loaded = config::load(&Source::from_process(
         args.config.clone(),
@@ -200,12 +204,20 @@ pub async fn run(args: Args) -> ExitCode {
         Err(err) => return service_kit::shell::config_refused("cluster-listener", &err),
     };
     service_kit::telemetry::init(&format!("{},cluster_listener=info", cfg.log_level));
+    // The client subcommands dial nodes as the node itself does.
+    let tls = match cfg.dial_tls.as_ref().map(ClientTls::load).transpose() {
+        Ok(tls) => tls,
+        Err(err) => {
+            eprintln!("cluster-listener: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     match command {
         Cmd::Healthcheck { .. } => ExitCode::SUCCESS,
-        Cmd::Aggregate(a) => run_aggregate(&cfg, a).await,
-        Cmd::Move(m) => run_move(&cfg, m).await,
+        Cmd::Aggregate(a) => run_aggregate(&cfg, tls, a).await,
+        Cmd::Move(m) => run_move(&cfg, tls.as_ref(), m).await,
         Cmd::Console(c) => match node_or_local(&cfg, c.node.clone(), "--node") {
-            Ok(addr) => crate::console::cli::run(&addr, c).await,
+            Ok(addr) => crate::console::cli::run(&addr, tls.as_ref(), c).await,
             Err(code) => code,
         },
     }
@@ -230,7 +242,7 @@ fn node_or_local(
     })
 }
 
-async fn run_aggregate(cfg: &NodeConfig, args: AggregateArgs) -> ExitCode {
+async fn run_aggregate(cfg: &NodeConfig, tls: Option<ClientTls>, args: AggregateArgs) -> ExitCode {
     let node_addr = match node_or_local(cfg, args.node, "--node") {
         Ok(addr) => addr,
         Err(code) => return code,
@@ -240,6 +252,7 @@ async fn run_aggregate(cfg: &NodeConfig, args: AggregateArgs) -> ExitCode {
         dir: args.dir,
         subscriber: args.subscriber,
         interval: Duration::from_secs(args.interval.max(1)),
+        tls,
     };
     if !args.once {
         aggregate::run(opts, service_kit::shutdown::on_signal()).await;
@@ -260,12 +273,16 @@ async fn run_aggregate(cfg: &NodeConfig, args: AggregateArgs) -> ExitCode {
 }
 
 /// Where `move` sends: `--addr`, else the target's address in the membership.
-async fn move_target(cfg: &NodeConfig, args: &MoveArgs) -> Result<String, ExitCode> {
+async fn move_target(
+    cfg: &NodeConfig,
+    tls: Option<&ClientTls>,
+    args: &MoveArgs,
+) -> Result<String, ExitCode> {
     if let Some(addr) = &args.addr {
         return Ok(addr.clone());
     }
     let node_addr = node_or_local(cfg, args.node.clone(), "--node or --addr")?;
-    let nodes = aggregate::nodes(&node_addr).await.map_err(|status| {
+    let nodes = aggregate::nodes(&node_addr, tls).await.map_err(|status| {
         eprintln!(
             "cluster-listener: no membership from {node_addr}: {}",
             status.message()
@@ -284,12 +301,13 @@ async fn move_target(cfg: &NodeConfig, args: &MoveArgs) -> Result<String, ExitCo
     }
 }
 
-async fn run_move(cfg: &NodeConfig, args: MoveArgs) -> ExitCode {
-    let target = match move_target(cfg, &args).await {
+async fn run_move(cfg: &NodeConfig, tls: Option<&ClientTls>, args: MoveArgs) -> ExitCode {
+    let target = match move_target(cfg, tls, &args).await {
         Ok(target) => target,
         Err(code) => return code,
     };
-    let channel = match mover::data_channel(&target) {
+    let tls = tls.map(|tls| tls.for_server(&args.to));
+    let channel = match mover::data_channel(&target, tls.as_ref()) {
         Ok(channel) => channel,
         Err(err) => {
             eprintln!("cluster-listener: {target}: {err}");

@@ -7,11 +7,12 @@
 //! * `cluster { }` — `nodename`, `nodeaddr`, `cluster_group`, `control_group`,
 //!   `subcluster`, `node_type`, `logs`, `heartbeats_per_sec`,
 //!   `view_mature_time`, `enabled`, `debug_level`, and for the data paths
-//!   `state_dir`, `spool_dir`, `max_message_size`. Its sub-scopes belong to
+//!   `state_dir`, `spool_dir`, `outgoing_dir`, `max_message_size`. Its sub-scopes belong to
 //!   modules this node does not implement: `Topology` is checked against
 //!   Momentum's options, `Replicate` is accepted unchecked (the schema is
 //!   `confparse::momentum::cluster_listener_schema`);
-//! * `msgc_client { }` — `server`, `bind_address` and the msgc timers.
+//! * `msgc_client { }` — `server`, `bind_address`, the msgc timers and TLS
+//!   to the bus (`tls_ca`, `tls_certificate`, `tls_key`).
 //!
 //! Every other scope (`msgc_server`, `msgcserver_listener`, `Security`,
 //! `ec_logger`, ...) is accepted and ignored.
@@ -37,6 +38,9 @@
 //! * `state_dir` holds log checkpoints; `spool_dir` receives moved messages; both are created when
 //!   first needed, so a node whose directories cannot be created still serves
 //!   everything else.
+//! * `outgoing_dir` (the only directory `MoveTo` reads from) defaults to
+//!   `<spool_dir>/outgoing`, so it follows `spool_dir`; it is not created:
+//!   the MTA that queues files there owns it.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -47,6 +51,7 @@ use std::time::Duration;
 use confparse::{Diagnostic, ScopeRef};
 use service_kit::config::Embedded;
 use service_kit::listen::{ListenAddr, ListenSpec};
+use service_kit::tls::ClientTlsFiles;
 
 /// `nodeaddr` when neither the config nor a Listen gives one (a derived
 /// value, not a schema default).
@@ -70,6 +75,9 @@ pub struct MsgcClientConfig {
     pub keepalive_interval: Duration,
     /// `reconnect_interval`: wait before dialling again once every server failed.
     pub reconnect_interval: Duration,
+    /// `tls_ca` (and `tls_certificate`, `tls_key`): TLS to the bus; `None` is
+    /// plaintext.
+    pub tls: Option<ClientTlsFiles>,
 }
 
 /// Everything a node needs to run, with Momentum's defaults.
@@ -97,6 +105,9 @@ pub struct NodeConfig {
     /// `spool_dir` (`/var/spool/ecelerity/cluster`): moved messages arrive in
     /// `incoming/` by way of `tmp/`.
     pub spool_dir: PathBuf,
+    /// `outgoing_dir` (`<spool_dir>/outgoing`): the only directory `MoveTo`
+    /// reads files from (see [`crate::outgoing`]).
+    pub outgoing_dir: PathBuf,
     /// `max_message_size` (64 MiB): the largest message
     /// body a move may carry, in bytes.
     pub max_message_size: u64,
@@ -110,6 +121,11 @@ pub struct NodeConfig {
     pub log_level: String,
     /// Every `Listen` of `ECCluster_Listener`, disabled ones included.
     pub listens: Vec<ListenSpec>,
+    /// How this node dials other nodes (Ping, MoveTo, console replies, the
+    /// client subcommands): as it is dialled, with the TLS files of its first
+    /// enabled TCP `Listen`, the other node's certificate naming that node.
+    /// `None` is plaintext.
+    pub dial_tls: Option<ClientTlsFiles>,
     /// `msgc_client { }`.
     pub msgc: MsgcClientConfig,
 }
@@ -339,6 +355,9 @@ fn from_conf(conf: confparse::Config, source: &Source) -> Result<NodeConfig, Con
         ));
     }
     let msgc = read_msgc_client(owned("msgc_client"))?;
+    let dial_tls = service_kit::listen::dial_tls(&listens, "ECCluster_Listener")
+        .map_err(ConfigError::Refused)?;
+    let spool_dir = cluster.dir("spool_dir")?;
     let scope = cluster.scope;
     Ok(NodeConfig {
         nodename,
@@ -351,7 +370,11 @@ fn from_conf(conf: confparse::Config, source: &Source) -> Result<NodeConfig, Con
             .ok_or_else(|| cluster.located("node_type", "cluster node_type is empty".into()))?,
         logs: read_logs(cluster)?,
         state_dir: cluster.dir("state_dir")?,
-        spool_dir: cluster.dir("spool_dir")?,
+        outgoing_dir: match cluster.scope.get_str("outgoing_dir")? {
+            Some(_) => cluster.dir("outgoing_dir")?,
+            None => spool_dir.join("outgoing"),
+        },
+        spool_dir,
         max_message_size: cluster.positive("max_message_size")?,
         heartbeats_per_sec: u32::try_from(cluster.positive("heartbeats_per_sec")?)
             .map_err(|_| cluster.located("heartbeats_per_sec", "too large".into()))?,
@@ -360,6 +383,7 @@ fn from_conf(conf: confparse::Config, source: &Source) -> Result<NodeConfig, Con
         log_level: service_kit::telemetry::level_from_debug_level(&cluster.str("debug_level")?)
             .to_owned(),
         listens,
+        dial_tls,
         msgc,
         conf: LoadedConf(Arc::new(conf.clone())),
     })
@@ -473,6 +497,7 @@ fn read_msgc_client(client: Reader<'_>) -> Result<MsgcClientConfig, ConfigError>
         connect_timeout: duration("connect_timeout")?.max(Duration::from_millis(10)),
         keepalive_interval: duration("keepalive_interval")?.max(Duration::from_millis(10)),
         reconnect_interval: duration("reconnect_interval")?,
+        tls: service_kit::tls::read_client(scope)?,
     })
 }
 
@@ -611,6 +636,16 @@ mod tests {
         assert_eq!(cfg.state_dir, PathBuf::from("/var/lib/ecelerity/cluster"));
         assert_eq!(cfg.spool_dir, PathBuf::from("/var/spool/ecelerity/cluster"));
         assert_eq!(cfg.max_message_size, 64 << 20);
+        assert_eq!(
+            cfg.outgoing_dir,
+            PathBuf::from("/var/spool/ecelerity/cluster/outgoing")
+        );
+        let cfg = load_text(
+            "ECCluster_Listener { Listen \"127.0.0.1:0\" {} }\ncluster { nodename = a outgoing_dir = \"/q/out\" }",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cfg.outgoing_dir, PathBuf::from("/q/out"));
     }
 
     #[test]
@@ -623,6 +658,7 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.state_dir, PathBuf::from("/s"));
         assert_eq!(cfg.spool_dir, PathBuf::from("/sp"));
+        assert_eq!(cfg.outgoing_dir, PathBuf::from("/sp/outgoing"));
         assert_eq!(cfg.max_message_size, 1024);
         let err = load_text(
             "ECCluster_Listener { Listen \"*:1\" {} }\ncluster {\n  logs = [ \"../x\" = \"/p\" ]\n}\n",

@@ -7,6 +7,8 @@ use std::io;
 
 use tonic::Status;
 
+use crate::outgoing::OutgoingError;
+
 /// A refused request to the node service.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -128,6 +130,9 @@ pub enum MoveError {
         /// The OS error.
         source: io::Error,
     },
+    /// MoveTo: the path is not a file of the outgoing directory, or cannot be read.
+    #[error(transparent)]
+    Outgoing(#[from] OutgoingError),
     /// MoveTo: the target refused or could not be reached.
     #[error(transparent)]
     Target(#[from] NodeError),
@@ -171,14 +176,25 @@ impl From<MoveError> for Status {
             MoveError::Busy(_) => Status::aborted(message),
             MoveError::Spool { .. } => Status::internal(message),
             MoveError::Cut { .. } => Status::cancelled(message),
-            MoveError::Source { source, .. } => match source.kind() {
-                io::ErrorKind::NotFound => Status::not_found(message),
-                io::ErrorKind::PermissionDenied => Status::permission_denied(message),
-                _ => Status::failed_precondition(message),
+            MoveError::Source { source, .. } => io_status(&source, message),
+            MoveError::Outgoing(err) => match err {
+                OutgoingError::Refused { .. } => Status::permission_denied(message),
+                OutgoingError::NoDirectory { .. } => Status::failed_precondition(message),
+                OutgoingError::Unreadable { source, .. } => io_status(&source, message),
             },
             MoveError::Target(err) => err.into(),
             MoveError::Refused { status, .. } => Status::new(status.code(), message),
         }
+    }
+}
+
+/// A local file that could not be read: NOT_FOUND, PERMISSION_DENIED or
+/// FAILED_PRECONDITION by the OS error.
+fn io_status(source: &io::Error, message: String) -> Status {
+    match source.kind() {
+        io::ErrorKind::NotFound => Status::not_found(message),
+        io::ErrorKind::PermissionDenied => Status::permission_denied(message),
+        _ => Status::failed_precondition(message),
     }
 }
 

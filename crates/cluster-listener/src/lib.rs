@@ -28,6 +28,7 @@ pub mod logfile;
 pub mod logs;
 pub mod membership;
 pub mod mover;
+pub mod outgoing;
 pub mod puller;
 pub mod server;
 pub mod service;

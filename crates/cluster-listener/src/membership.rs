@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use msgc_client::{Events, Options, Session};
+use msgc_client::{ClientTls, Events, Options, Session};
 use proto::eccluster::v1::{MembershipResponse, NodeEntry};
 use proto::msgc::v1::{Delivery, GroupView, NodeRecord, event};
+use service_kit::grpc::error_chain;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -290,6 +291,7 @@ pub struct Inbox {
 /// hand deliveries to `inbox`, and on loss dial the next server.
 pub async fn run(
     cfg: Arc<NodeConfig>,
+    tls: Option<ClientTls>,
     record: NodeRecord,
     membership: Membership,
     inbox: Inbox,
@@ -305,7 +307,17 @@ pub async fn run(
     while !shutdown.is_cancelled() {
         let addr = &servers[next % servers.len()];
         next = next.wrapping_add(1);
-        match session(&cfg, &record, &membership, &inbox, addr, &shutdown).await {
+        match session(
+            &cfg,
+            tls.as_ref(),
+            &record,
+            &membership,
+            &inbox,
+            addr,
+            &shutdown,
+        )
+        .await
+        {
             Ok(Ended::Shutdown) => break,
             Ok(Ended::Lost(reason)) => {
                 tracing::warn!(server = %addr, %reason, "msgc session lost; reconnecting");
@@ -334,11 +346,12 @@ pub async fn run(
 /// Dials `addr` and opens a session carrying this node's record.
 async fn open(
     cfg: &NodeConfig,
+    tls: Option<&ClientTls>,
     record: &NodeRecord,
     addr: &str,
 ) -> Result<(Session, Events), String> {
     let msgc = &cfg.msgc;
-    let endpoint = service_kit::endpoint::endpoint(addr)
+    let endpoint = service_kit::endpoint::endpoint(addr, tls)
         .map_err(|e| e.to_string())?
         .connect_timeout(msgc.connect_timeout)
         .http2_keep_alive_interval(msgc.keepalive_interval)
@@ -355,7 +368,7 @@ async fn open(
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            .map_err(|e| format!("cannot connect to {addr}: {}", error_chain(&e)))?;
         Session::open(channel, options)
             .await
             .map_err(|e| e.to_string())
@@ -369,6 +382,7 @@ async fn open(
 /// session ends. `Err` when the session could not be opened at all.
 async fn session(
     cfg: &NodeConfig,
+    tls: Option<&ClientTls>,
     record: &NodeRecord,
     membership: &Membership,
     inbox: &Inbox,
@@ -377,7 +391,7 @@ async fn session(
 ) -> Result<Ended, String> {
     let (session, mut events): (Session, Events) = tokio::select! {
         _ = shutdown.cancelled() => return Ok(Ended::Shutdown),
-        opened = open(cfg, record, addr) => opened?,
+        opened = open(cfg, tls, record, addr) => opened?,
     };
     let welcome = session.welcome().clone();
     membership.connected(

@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use proto::eccluster::v1::mover_client::MoverClient;
 use proto::eccluster::v1::mover_server::Mover;
 use proto::eccluster::v1::{Envelope, MoveChunk, MoveReply, MoveToReply, MoveToRequest};
+use service_kit::tls::ClientTls;
 use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -40,9 +41,12 @@ pub const CONNECTION_WINDOW: u32 = 32 << 20;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An endpoint tuned for bulk data: large windows, no Nagle, keepalive so a
-/// dead peer is noticed.
-pub fn data_endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
-    Ok(service_kit::endpoint::endpoint(addr)
+/// dead peer is noticed; over TLS when `tls` is given.
+pub fn data_endpoint(
+    addr: &str,
+    tls: Option<&ClientTls>,
+) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(service_kit::endpoint::endpoint(addr, tls)
         .map_err(|e| e.source)?
         .connect_timeout(CONNECT_TIMEOUT)
         .initial_stream_window_size(STREAM_WINDOW)
@@ -52,8 +56,11 @@ pub fn data_endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
 }
 
 /// A lazily connecting channel to `addr` (see [`data_endpoint`]).
-pub fn data_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(data_endpoint(addr)?.connect_lazy())
+pub fn data_channel(
+    addr: &str,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, tonic::transport::Error> {
+    Ok(data_endpoint(addr, tls)?.connect_lazy())
 }
 
 /// A Mover client over `channel` that may send chunks up to [`MAX_CHUNK`].
@@ -297,10 +304,10 @@ impl MoverService {
     }
 
     async fn move_to(&self, request: MoveToRequest) -> Result<MoveToReply, MoveError> {
+        let path = crate::outgoing::resolve(&self.ctx.cfg.outgoing_dir, &request.path)?;
         let address = self.ctx.address_of(&request.node)?;
-        let path = PathBuf::from(&request.path);
         let id = if request.id.is_empty() {
-            default_id(&path)
+            default_id(Path::new(&request.path))
         } else {
             request.id
         };
@@ -319,7 +326,9 @@ impl MoverService {
                 reason,
             })
         };
-        let channel = data_channel(&address).map_err(|e| unreachable(e.to_string()))?;
+        let tls = self.ctx.tls_for(&request.node);
+        let channel =
+            data_channel(&address, tls.as_ref()).map_err(|e| unreachable(e.to_string()))?;
         match move_file(&channel, &envelope, &path, Retry::default()).await {
             Ok((reply, attempts)) => Ok(MoveToReply {
                 reply: Some(reply),

@@ -41,8 +41,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// Prepares a node on `listeners` (already bound from `cfg.listens`).
-    pub fn new(cfg: NodeConfig, listeners: Vec<BoundListener>) -> Self {
+    /// Prepares a node on `listeners` (already bound from `cfg.listens`),
+    /// loading the TLS files it dials with.
+    pub fn new(cfg: NodeConfig, listeners: Vec<BoundListener>) -> Result<Self, ServeError> {
         let bound: Vec<_> = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
@@ -53,18 +54,23 @@ impl Node {
         }
         let membership = Membership::new(&cfg.cluster_group);
         let spool = Spool::new(cfg.spool_dir.clone(), cfg.max_message_size);
+        let load = |files: Option<&service_kit::tls::ClientTlsFiles>| {
+            files.map(service_kit::tls::ClientTls::load).transpose()
+        };
         let ctx = NodeContext {
+            dial_tls: load(cfg.dial_tls.as_ref())?,
+            msgc_tls: load(cfg.msgc.tls.as_ref())?,
             cfg: Arc::new(cfg),
             membership,
             started: Instant::now(),
             listen_addresses: bound.iter().map(ToString::to_string).collect(),
             address,
         };
-        Self {
+        Ok(Self {
             ctx: Arc::new(ctx),
             spool,
             listeners,
-        }
+        })
     }
 
     /// What the node knows: configuration, membership, addresses.
@@ -109,6 +115,7 @@ impl Node {
             tasks.spawn(console::serve_inbox(console.clone(), inbox, stop.clone()));
             tasks.spawn(membership::run(
                 cfg.clone(),
+                ctx.msgc_tls.clone(),
                 record,
                 ctx.membership.clone(),
                 membership::Inbox { deliveries },
@@ -191,5 +198,5 @@ pub async fn serve(
     listeners: Vec<BoundListener>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    Node::new(cfg, listeners).run(shutdown).await
+    Node::new(cfg, listeners)?.run(shutdown).await
 }

@@ -13,6 +13,8 @@ use proto::eccluster::v1::{
     EchoRequest, EchoResponse, InfoRequest, MembershipRequest, MembershipResponse, NodeInfo,
     PingRequest, PingResponse,
 };
+use service_kit::grpc::error_chain;
+use service_kit::tls::ClientTls;
 use tonic::{Request, Response, Status};
 
 use crate::config::NodeConfig;
@@ -35,9 +37,18 @@ pub struct NodeContext {
     pub listen_addresses: Vec<String>,
     /// `nodeaddr:port`, advertised to peers ("" if no TCP listener).
     pub address: String,
+    /// Loaded `dial_tls`: how this node dials other nodes' listeners.
+    pub dial_tls: Option<ClientTls>,
+    /// Loaded `msgc_client` TLS: how this node dials the bus.
+    pub msgc_tls: Option<ClientTls>,
 }
 
 impl NodeContext {
+    /// The TLS to dial `node` with: its certificate must name it.
+    pub fn tls_for(&self, node: &str) -> Option<ClientTls> {
+        self.dial_tls.as_ref().map(|tls| tls.for_server(node))
+    }
+
     /// The listener address `node` advertises in this node's membership.
     pub fn address_of(&self, node: &str) -> Result<String, NodeError> {
         if node.is_empty() {
@@ -82,12 +93,14 @@ impl NodeService {
             address: address.clone(),
             reason,
         };
-        let endpoint = service_kit::endpoint::endpoint_with_timeout(&address, PING_TIMEOUT)
-            .map_err(|e| unreachable(e.to_string()))?;
+        let tls = self.ctx.tls_for(node);
+        let endpoint =
+            service_kit::endpoint::endpoint_with_timeout(&address, tls.as_ref(), PING_TIMEOUT)
+                .map_err(|e| unreachable(e.to_string()))?;
         let channel = tokio::time::timeout(PING_TIMEOUT, endpoint.connect())
             .await
             .map_err(|_| unreachable(format!("no connection within {PING_TIMEOUT:?}")))?
-            .map_err(|e| unreachable(transport_reason(&e)))?;
+            .map_err(|e| unreachable(error_chain(&e)))?;
         let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
         let request = EchoRequest {
             from: self.ctx.cfg.nodename.clone(),
@@ -116,17 +129,6 @@ impl NodeService {
 }
 
 /// A transport error with its causes, which tonic keeps in the source chain.
-fn transport_reason(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[tonic::async_trait]
 impl Node for NodeService {
     async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<NodeInfo>, Status> {

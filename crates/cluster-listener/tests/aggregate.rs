@@ -222,9 +222,9 @@ async fn aggregate_and_move_reach_nodes_by_name_through_the_membership() {
     );
 
     // Mover/MoveTo: n1 sends one of its files to n2 by name.
-    let channel = cluster_listener::mover::data_channel(&n1.addr).unwrap();
+    let channel = cluster_listener::mover::data_channel(&n1.addr, None).unwrap();
     let mut mover = MoverClient::new(channel);
-    let extra = work.path().join("extra.eml");
+    let extra = n1.outgoing().join("extra.eml");
     std::fs::write(&extra, b"moved by MoveTo").unwrap();
     let reply = mover
         .move_to(MoveToRequest {
@@ -254,10 +254,65 @@ async fn aggregate_and_move_reach_nodes_by_name_through_the_membership() {
     let status = mover
         .move_to(MoveToRequest {
             node: "n2".to_owned(),
-            path: work.path().join("missing").to_str().unwrap().to_owned(),
+            path: "missing".to_owned(),
             ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    move_to_reads_only_the_outgoing_directory(&mut mover, &n1, work.path()).await;
+    assert!(!n2.spool().join("incoming/stolen").exists());
+    assert_eq!(
+        std::fs::read(n2.spool().join("incoming/inside.eml")).unwrap(),
+        b"inside"
+    );
+}
+
+/// The MoveTo of issue 10 (`/etc/passwd`), a `..` and a symlink out of the
+/// outgoing directory are refused with PERMISSION_DENIED naming the rule,
+/// and nothing arrives; a relative name inside still works.
+async fn move_to_reads_only_the_outgoing_directory(
+    mover: &mut MoverClient<tonic::transport::Channel>,
+    n1: &InProcNode,
+    work: &Path,
+) {
+    let outgoing = n1.outgoing();
+    std::fs::write(work.join("secret"), b"not for moving").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", outgoing.join("passwd")).unwrap();
+    std::os::unix::fs::symlink(work.join("secret"), outgoing.join("secret.eml")).unwrap();
+    let dotdot = format!("{}/../../secret", outgoing.display());
+    for (path, says) in [
+        ("/etc/passwd", "outside the outgoing directory"),
+        (dotdot.as_str(), "contains `..`"),
+        ("../secret", "contains `..`"),
+        ("passwd", "resolves through a symlink"),
+        ("secret.eml", "resolves through a symlink"),
+    ] {
+        let status = mover
+            .move_to(MoveToRequest {
+                node: "n2".to_owned(),
+                path: path.to_owned(),
+                id: "stolen".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{path}: {status:?}");
+        assert!(
+            status.message().contains(says) && status.message().contains("outgoing_dir"),
+            "{path}: {}",
+            status.message()
+        );
+    }
+    std::fs::write(outgoing.join("inside.eml"), b"inside").unwrap();
+    let reply = mover
+        .move_to(MoveToRequest {
+            node: "n2".to_owned(),
+            path: "inside.eml".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.reply.unwrap().id, "inside.eml");
 }

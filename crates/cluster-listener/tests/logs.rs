@@ -44,7 +44,7 @@ async fn node_with_log() -> (InProcNode, PathBuf, LogsClient<Channel>) {
         cfg.logs.insert("mainlog".to_owned(), p);
     })
     .await;
-    let channel = cluster_listener::mover::data_channel(&node.addr).unwrap();
+    let channel = cluster_listener::mover::data_channel(&node.addr, None).unwrap();
     (node, path, LogsClient::new(channel))
 }
 

@@ -59,7 +59,7 @@ async fn a_thousand_messages_through_cut_connections_land_exactly_once_and_intac
     }
     eprintln!("sending {} messages, {} MiB", expected.len(), total >> 20);
 
-    let channel = mover::data_channel(&proxy.addr).unwrap();
+    let channel = mover::data_channel(&proxy.addr, None).unwrap();
     let retry = Retry {
         attempts: 100,
         backoff: Duration::from_millis(10),
@@ -125,7 +125,7 @@ async fn a_thousand_messages_through_cut_connections_land_exactly_once_and_intac
 #[tokio::test]
 async fn refusals_duplicates_and_an_abandoned_transfer_leave_incoming_clean() {
     let node = InProcNode::start("n1", |cfg| cfg.max_message_size = 100_000).await;
-    let channel = mover::data_channel(&node.addr).unwrap();
+    let channel = mover::data_channel(&node.addr, None).unwrap();
     let mut client = mover::mover_client(channel.clone());
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small");
@@ -227,7 +227,7 @@ async fn refusals_duplicates_and_an_abandoned_transfer_leave_incoming_clean() {
 
     // A spool the node cannot write: INTERNAL, naming what failed.
     let broken = InProcNode::start("n2", |cfg| cfg.spool_dir = "/dev/null/spool".into()).await;
-    let mut broken_client = mover::mover_client(mover::data_channel(&broken.addr).unwrap());
+    let mut broken_client = mover::mover_client(mover::data_channel(&broken.addr, None).unwrap());
     let err = mover::send_file(&mut broken_client, envelope("m9"), &small, 1024)
         .await
         .unwrap_err();

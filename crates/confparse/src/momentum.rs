@@ -14,6 +14,12 @@ use crate::schema::{Kind, Schema, ScopeSchema};
 /// declared on the listener only, so a `Listen` falls back to its listener's value and
 /// then to the listener's default.
 ///
+/// TLS (this project's; Momentum documents none for these listeners, the
+/// names are those of its other listeners): `tls_certificate` and `tls_key`
+/// turn TLS on for a `Listen`; `tls_ca` verifies client certificates;
+/// `tls_verify` is `require` (default: mutual TLS), `optional` or `no`.
+/// Without them a `Listen` is plaintext.
+///
 /// Two defaults differ from Momentum's on purpose, because both listeners carry
 /// gRPC (HTTP/2): `disable_nagle_algorithm` is true (Nagle with delayed ACKs stalls
 /// small frames for 40 ms) and the TCP buffer sizes are 0, the OS's own autotuned
@@ -31,6 +37,18 @@ fn listener_options(s: ScopeSchema, defaults: bool) -> ScopeSchema {
         .option("tcp_recv_buffer_size", Kind::Int, d("0"))
         .option("tcp_send_buffer_size", Kind::Int, d("0"))
         .option("pool_name", Kind::Str, None)
+        .option("tls_certificate", Kind::Str, None)
+        .option("tls_key", Kind::Str, None)
+        .option("tls_ca", Kind::Str, None)
+        .option("tls_verify", Kind::Str, d("require"))
+}
+
+/// TLS to the bus: `tls_ca` (turns TLS on: the CAs that verify servers),
+/// `tls_certificate` and `tls_key` (the client certificate of mutual TLS).
+fn client_tls(s: ScopeSchema) -> ScopeSchema {
+    s.option("tls_certificate", Kind::Str, None)
+        .option("tls_key", Kind::Str, None)
+        .option("tls_ca", Kind::Str, None)
 }
 
 /// A listener scope (e.g. `ECCluster_Listener`, `msgcserver_listener`) with its
@@ -65,26 +83,28 @@ pub fn msgc_server() -> ScopeSchema {
     )
 }
 
-/// `msgc_client { server = ( "host:port" ) bind_address = ... }`.
+/// `msgc_client { server = ( "host:port" ) bind_address = ... }`, plus TLS
+/// (`tls_ca`, `tls_certificate`, `tls_key`; no TLS by default).
 pub fn msgc_client() -> ScopeSchema {
-    msgc_timers(
+    client_tls(msgc_timers(
         ScopeSchema::anonymous("msgc_client")
             .option("server", Kind::List, Some("( \"127.0.0.1:4809\" )"))
             .option("bind_address", Kind::Str, None),
-    )
+    ))
 }
 
 /// `cluster { }` with `Replicate "<name>" { }` (contents not checked) and
 /// `Topology "<cidr>" { cidrmask interface }`, plus this project's options:
 /// `subcluster`, `node_type` (advertised in the node record), `state_dir`
-/// (log checkpoints), `spool_dir` (moved messages) and `max_message_size`
-/// (largest moved message, default 64 MiB). Every default cluster-listener
+/// (log checkpoints), `spool_dir` (moved messages), `outgoing_dir` (the only
+/// directory `MoveTo` reads from) and `max_message_size` (largest moved
+/// message, default 64 MiB). Every default cluster-listener
 /// applies is declared here, so this is the one place to read them:
 /// subcluster `default` (group `ec_sc_default`), node type `node`, state in
 /// `/var/lib/ecelerity/cluster`, spool in `/var/spool/ecelerity/cluster`,
-/// `debug_level` `ERROR`. `nodename` and `nodeaddr` have no default here:
-/// they are derived (from `--name`/`EC_NODE_NAME`/the host name, and from the
-/// first specific `Listen`).
+/// `debug_level` `ERROR`. `nodename`, `nodeaddr` and `outgoing_dir` have no
+/// default here: they are derived (from `--name`/`EC_NODE_NAME`/the host
+/// name, from the first specific `Listen`, and `<spool_dir>/outgoing`).
 pub fn cluster() -> ScopeSchema {
     ScopeSchema::anonymous("cluster")
         .option("subcluster", Kind::Str, Some("default"))
@@ -99,6 +119,7 @@ pub fn cluster() -> ScopeSchema {
             Kind::Str,
             Some("\"/var/spool/ecelerity/cluster\""),
         )
+        .option("outgoing_dir", Kind::Str, None)
         .option("max_message_size", Kind::Int, Some("67108864"))
         .option("cluster_group", Kind::Str, Some("ec_cluster"))
         .option("control_group", Kind::Str, Some("ec_console"))

@@ -19,7 +19,8 @@ const EXAMPLES: &str = "Examples:
   msgc watch                                     # a line whenever the view or a link changes
   msgc bench --pub 1 --sub 3 --msgs 100000 --size 128
   msgc --server 127.0.0.1:24809,127.0.0.1:24819 view   # failover: the next if the first is down
-  MSGC_SERVER=127.0.0.1:24829 msgc groups";
+  MSGC_SERVER=127.0.0.1:24829 msgc groups
+  msgc --cacert ca.pem --cert client.pem --key client.key view   # mutual TLS";
 
 /// The msgc bus from the command line.
 #[derive(Debug, Parser)]
@@ -39,6 +40,9 @@ pub struct Args {
     /// Seconds one connection attempt may take.
     #[arg(long, global = true, default_value_t = 5.0)]
     pub connect_timeout: f64,
+    /// TLS to the servers (plaintext without --cacert; before the subcommand).
+    #[command(flatten)]
+    pub tls: service_kit::cli::TlsArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

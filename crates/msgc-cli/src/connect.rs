@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use msgc_client::{Events, Options, Session};
+use msgc_client::{ClientTls, Events, Options, Session};
+use service_kit::grpc::error_chain;
 use tonic::transport::Channel;
 
 /// No server of the list could be reached.
@@ -25,6 +26,7 @@ fn summary(tried: &[(String, String)]) -> String {
 pub struct Servers {
     addrs: Vec<String>,
     timeout: Duration,
+    tls: Option<ClientTls>,
 }
 
 impl Servers {
@@ -35,7 +37,20 @@ impl Servers {
             .map(|a| a.trim().to_owned())
             .filter(|a| !a.is_empty())
             .collect();
-        Self { addrs, timeout }
+        Self {
+            addrs,
+            timeout,
+            tls: None,
+        }
+    }
+
+    /// Dials over TLS when `tls` is given.
+    pub fn with_tls(self, tls: Option<ClientTls>) -> Self {
+        Self { tls, ..self }
+    }
+
+    async fn dial(&self, addr: &str) -> Result<Channel, msgc_client::ClientError> {
+        msgc_client::channel_over(addr, self.tls.as_ref(), self.timeout).await
     }
 
     /// How many servers there are.
@@ -58,9 +73,9 @@ impl Servers {
     pub async fn channel_from(&self, start: usize) -> Result<(String, Channel), ConnectError> {
         let mut tried = Vec::new();
         for addr in self.from(start) {
-            match msgc_client::channel(addr, self.timeout).await {
+            match self.dial(addr).await {
                 Ok(channel) => return Ok((addr.clone(), channel)),
-                Err(err) => tried.push((addr.clone(), source_chain(&err))),
+                Err(err) => tried.push((addr.clone(), error_chain(&err))),
             }
         }
         Err(ConnectError { tried })
@@ -80,12 +95,12 @@ impl Servers {
         let mut tried = Vec::new();
         for addr in self.from(start) {
             let opened = async {
-                let channel = msgc_client::channel(addr, self.timeout).await?;
+                let channel = self.dial(addr).await?;
                 Session::open(channel, options.clone()).await
             };
             match tokio::time::timeout(self.timeout, opened).await {
                 Ok(Ok((session, events))) => return Ok((addr.clone(), session, events)),
-                Ok(Err(err)) => tried.push((addr.clone(), source_chain(&err))),
+                Ok(Err(err)) => tried.push((addr.clone(), error_chain(&err))),
                 Err(_) => tried.push((
                     addr.clone(),
                     format!("no welcome within {:?}", self.timeout),
@@ -94,19 +109,4 @@ impl Servers {
         }
         Err(ConnectError { tried })
     }
-}
-
-/// An error with its causes (tonic keeps the useful part in the chain).
-pub fn source_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -23,7 +23,8 @@ use connect::Servers;
 
 /// Runs the command `args` name.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let servers = Servers::new(&args.server, args.connect_timeout());
+    let tls = args.tls.load()?;
+    let servers = Servers::new(&args.server, args.connect_timeout()).with_tls(tls);
     anyhow::ensure!(
         !servers.is_empty(),
         "no server given (--server or MSGC_SERVER)"

@@ -19,6 +19,7 @@ use proto::msgc::v1::{
     ClientFrame, Command, Event, Hello, Join, Leave, NodeRecord, Publish, ServerFrame, Welcome,
     command, event,
 };
+pub use service_kit::tls::ClientTls;
 use tokio::sync::mpsc;
 use tonic::Streaming;
 use tonic::transport::Channel;
@@ -42,8 +43,8 @@ pub struct Options {
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The server could not be reached.
-    #[error("cannot connect to {addr}: {source}")]
+    /// The server could not be reached (or refused the TLS handshake).
+    #[error("cannot connect to {addr}: {}", service_kit::grpc::error_chain(source))]
     Connect {
         /// The address tried.
         addr: String,
@@ -62,13 +63,23 @@ pub enum ClientError {
     NoWelcome,
 }
 
-/// Connects a gRPC channel to `addr` (`host:port` or a URI).
+/// Connects a plaintext gRPC channel to `addr` (`host:port` or a URI).
 pub async fn channel(addr: &str, connect_timeout: Duration) -> Result<Channel, ClientError> {
+    channel_over(addr, None, connect_timeout).await
+}
+
+/// Connects a gRPC channel to `addr`, over TLS when `tls` is given (mutual
+/// TLS when it holds a client certificate).
+pub async fn channel_over(
+    addr: &str,
+    tls: Option<&ClientTls>,
+    connect_timeout: Duration,
+) -> Result<Channel, ClientError> {
     let connect = |source| ClientError::Connect {
         addr: addr.to_owned(),
         source,
     };
-    service_kit::endpoint::endpoint(addr)
+    service_kit::endpoint::endpoint(addr, tls)
         .map_err(|e| connect(e.source))?
         .connect_timeout(connect_timeout)
         .initial_stream_window_size(1 << 20)

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use service_kit::listen::{ListenAddr, ListenOptions, ListenSpec};
+use service_kit::listen::{ListenAddr, ListenSpec};
+use service_kit::tls::ClientTlsFiles;
 
 /// Momentum's default msgc port.
 pub const DEFAULT_PORT: u16 = 4809;
@@ -42,6 +43,11 @@ pub struct ServerConfig {
     pub log_level: String,
     /// The enabled `Listen` sockets of `msgcserver_listener`.
     pub listens: Vec<ListenSpec>,
+    /// How peers are dialled: `None` plaintext; else TLS with the first
+    /// enabled TCP `Listen`'s certificate, verifying each peer's certificate
+    /// names it. With it set, accepted peer links must be TLS with a
+    /// certificate naming the peer their hello claims.
+    pub peer_tls: Option<ClientTlsFiles>,
 }
 
 impl ServerConfig {
@@ -60,11 +66,10 @@ impl ServerConfig {
             tcpbuf_size: 131_072,
             max_payload: 1 << 20,
             log_level: "error".to_owned(),
-            listens: vec![ListenSpec {
-                addr: ListenAddr::Tcp(std::net::SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
-                options: ListenOptions::default(),
-                enabled: true,
-            }],
+            listens: vec![ListenSpec::plain(ListenAddr::Tcp(
+                std::net::SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            ))],
+            peer_tls: None,
         }
     }
 
@@ -251,6 +256,8 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
             "msgcserver_listener has no enabled Listen".to_owned(),
         ));
     }
+    let peer_tls = service_kit::listen::dial_tls(&listens, "msgcserver_listener")
+        .map_err(ConfigError::Refused)?;
     let debug_level = scope
         .get_str("debug_level")
         .map_err(diag)?
@@ -269,5 +276,6 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
         max_payload: int_in(scope, "max_message_size", 1)?,
         log_level: service_kit::telemetry::level_from_debug_level(&debug_level).to_owned(),
         listens,
+        peer_tls,
     })
 }

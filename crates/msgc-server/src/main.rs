@@ -40,14 +40,17 @@ enum Cmd {
         /// Health service name ("" = the whole server; msgc.v1.Bus = mesh formed).
         #[arg(long, default_value = "")]
         service: String,
+        /// TLS to the server (plaintext without --cacert).
+        #[command(flatten)]
+        tls: service_kit::cli::TlsArgs,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Cmd::Healthcheck { addr, service }) = args.command {
-        return service_kit::cli::healthcheck(&addr, &service).await;
+    if let Some(Cmd::Healthcheck { addr, service, tls }) = args.command {
+        return service_kit::cli::healthcheck(&addr, &service, &tls).await;
     }
     let cfg = match config::load(&Source::from_process(args.config.clone(), args.name)) {
         Ok(cfg) => cfg,

@@ -2,6 +2,10 @@
 //! server whose name sorts lower and accepted by the other, both ends handing
 //! messages to the driver. Dialling retries every `reconnect_interval`.
 //!
+//! With `peer_tls` (TLS on `msgcserver_listener`), links are dialled over
+//! mutual TLS, the dialler checking the peer's certificate names the peer it
+//! dialled, the acceptor that it names the peer the hello claims.
+//!
 //! Peer messages are converted at this edge ([`crate::driver::wire`]): the
 //! reading task decodes frames into `msgc_core::PeerMsg`s (a malformed frame
 //! ends the link), and the response stream encodes what the driver queued.
@@ -12,6 +16,7 @@ use std::time::Duration;
 use msgc_core::{LinkId, PeerMsg, ServerId, ServerName};
 use proto::msgc::v1::mesh_client::MeshClient;
 use proto::msgc::v1::{PeerFrame, PeerHello, PeerMessage, peer_message::Kind};
+use service_kit::tls::{ClientTls, PeerIdentity};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
@@ -87,11 +92,14 @@ pub struct MeshIdentity {
     incarnation: u64,
     digest: String,
     names: Arc<Names>,
+    /// Loaded `peer_tls`: dial peers over TLS, and accept only TLS links
+    /// whose certificate names the peer.
+    tls: Option<ClientTls>,
 }
 
 impl MeshIdentity {
-    /// This server's identity for hellos.
-    pub fn new(cfg: Arc<ServerConfig>, incarnation: u64) -> Self {
+    /// This server's identity for hellos; `tls` is the loaded `peer_tls`.
+    pub fn new(cfg: Arc<ServerConfig>, incarnation: u64, tls: Option<ClientTls>) -> Self {
         let digest = cfg.cluster_digest();
         let names = Arc::new(Names::new(cfg.peers.keys().map(String::as_str)));
         Self {
@@ -99,7 +107,28 @@ impl MeshIdentity {
             incarnation,
             digest,
             names,
+            tls,
         }
+    }
+
+    /// With TLS on the mesh, an accepted link must come over TLS with a
+    /// client certificate (verified by the listener against its `tls_ca`)
+    /// that names the peer its hello claims (a DNS subject alternative name
+    /// equal to the peer name). Without TLS on the mesh, anything goes, as
+    /// in Momentum.
+    fn check_certificate(&self, conn: &PeerIdentity, claimed: &str) -> Result<(), Status> {
+        if self.tls.is_none() {
+            return Ok(());
+        }
+        let reason = match conn {
+            PeerIdentity::Certificate(_) if conn.names(claimed) => return Ok(()),
+            PeerIdentity::Certificate(_) => "its certificate does not name that peer",
+            PeerIdentity::Anonymous => "it presented no client certificate",
+            PeerIdentity::Plaintext => "it is not TLS, and this mesh runs TLS",
+        };
+        Err(Status::permission_denied(format!(
+            "peer link claiming to be {claimed:?} refused: {reason}"
+        )))
     }
 
     fn hello(&self) -> PeerMessage {
@@ -265,9 +294,14 @@ impl proto::msgc::v1::mesh_server::Mesh for MeshService {
         &self,
         request: Request<Streaming<PeerFrame>>,
     ) -> Result<Response<Self::LinkStream>, Status> {
+        let conn = PeerIdentity::of(&request);
         let mut inbound = request.into_inner();
         let hello = read_hello(&mut inbound).await?;
-        if let Err(status) = self.identity.check(&hello) {
+        let checked = self
+            .identity
+            .check(&hello)
+            .and_then(|()| self.identity.check_certificate(&conn, &hello.name));
+        if let Err(status) = checked {
             tracing::warn!(peer = %hello.name, error = %status.message(), "refused a peer");
             return Err(status);
         }
@@ -339,10 +373,10 @@ async fn dial_once(
 ) -> Result<CancellationToken, Status> {
     let cfg = &identity.cfg;
     let window = u32::try_from(cfg.tcpbuf_size.max(65_535)).unwrap_or(u32::MAX);
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| Status::invalid_argument(format!("bad peer address {addr:?}: {e}")))?
+    let tls = identity.tls.as_ref().map(|tls| tls.for_server(peer));
+    let endpoint = service_kit::endpoint::endpoint(addr, tls.as_ref())
+        .map_err(|e| Status::invalid_argument(e.to_string()))?
         .connect_timeout(cfg.connect_timeout)
-        .tcp_nodelay(true)
         .initial_stream_window_size(window.max(1 << 20))
         .initial_connection_window_size(window.max(1 << 20))
         .http2_keep_alive_interval(cfg.keepalive_interval.max(Duration::from_secs(1)))
@@ -350,7 +384,7 @@ async fn dial_once(
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| Status::unavailable(e.to_string()))?;
+        .map_err(|e| Status::unavailable(service_kit::grpc::error_chain(&e)))?;
     let mut client = MeshClient::new(channel).max_decoding_message_size(MAX_PEER_FRAME);
     let outbox = peer_outbox(cfg);
     use futures::StreamExt;

@@ -36,6 +36,9 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The TLS files for peer links could not be loaded.
+    #[error("TLS for peer links: {0}")]
+    Tls(#[from] service_kit::tls::TlsError),
 }
 
 /// Runs a msgc server on `listeners` until `shutdown` is cancelled, then
@@ -46,9 +49,14 @@ pub async fn serve(
     listeners: Vec<BoundListener>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let peer_tls = cfg
+        .peer_tls
+        .as_ref()
+        .map(service_kit::tls::ClientTls::load)
+        .transpose()?;
     let cfg = Arc::new(cfg);
     let (driver, handle) = Driver::new(cfg.clone());
-    let identity = MeshIdentity::new(cfg.clone(), driver.incarnation());
+    let identity = MeshIdentity::new(cfg.clone(), driver.incarnation(), peer_tls);
     let tasks = TaskTracker::new();
     // Not a child of `shutdown`: sessions and links stop only once the drain
     // below has stopped the core (see there).

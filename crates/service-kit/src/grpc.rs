@@ -10,6 +10,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::server::HealthReporter;
 
+use crate::tls::ClientTls;
+
 /// Builds routes holding health and both reflection versions, with
 /// `descriptor_set` (the service's own protos) and health's registered. The
 /// overall service `""` starts SERVING; each name in `not_yet_serving` starts
@@ -35,6 +37,23 @@ pub async fn standard_routes(
     Ok((reporter, routes))
 }
 
+/// An error and its sources, `: `-separated (tonic's transport errors say
+/// only "transport error" themselves; the cause, e.g. a refused
+/// certificate, is in the chain).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Why a service stopped serving with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -44,6 +63,9 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// TLS files for the service's own dials could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// What a health check found.
@@ -59,7 +81,7 @@ pub enum Health {
 #[derive(Debug, thiserror::Error)]
 pub enum HealthCheckError {
     /// The address could not be reached.
-    #[error("cannot reach {addr}: {source}")]
+    #[error("cannot reach {addr}: {}", error_chain(source))]
     Connect {
         /// The address tried.
         addr: String,
@@ -74,26 +96,38 @@ pub enum HealthCheckError {
 
 async fn connect(
     addr: &str,
+    tls: Option<&ClientTls>,
     timeout: Duration,
 ) -> Result<tonic::transport::Channel, HealthCheckError> {
     let fail = |source| HealthCheckError::Connect {
         addr: addr.to_owned(),
         source,
     };
-    crate::endpoint::endpoint_with_timeout(addr, timeout)
+    crate::endpoint::endpoint_with_timeout(addr, tls, timeout)
         .map_err(|e| fail(e.source))?
         .connect()
         .await
         .map_err(fail)
 }
 
-/// Asks `addr` (`host:port`) for the health of `service` (`""` = the whole server).
+/// Asks `addr` (`host:port`, plaintext) for the health of `service` (`""` =
+/// the whole server).
 pub async fn check_health(
     addr: &str,
     service: &str,
     timeout: Duration,
 ) -> Result<Health, HealthCheckError> {
-    let channel = connect(addr, timeout).await?;
+    check_health_over(addr, None, service, timeout).await
+}
+
+/// [`check_health`] over TLS when `tls` is given.
+pub async fn check_health_over(
+    addr: &str,
+    tls: Option<&ClientTls>,
+    service: &str,
+    timeout: Duration,
+) -> Result<Health, HealthCheckError> {
+    let channel = connect(addr, tls, timeout).await?;
     let reply = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: service.to_owned(),
@@ -119,7 +153,7 @@ pub async fn reflection_services(
     use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    let mut client = ServerReflectionClient::new(connect(addr, timeout).await?);
+    let mut client = ServerReflectionClient::new(connect(addr, None, timeout).await?);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -149,7 +183,7 @@ pub async fn reflection_files_v1(
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    let mut client = ServerReflectionClient::new(connect(addr, timeout).await?);
+    let mut client = ServerReflectionClient::new(connect(addr, None, timeout).await?);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::FileContainingSymbol(symbol.to_owned())),

@@ -2,7 +2,8 @@
 //! `Listen` address is parsed and bound, how logging starts, how shutdown is
 //! signalled, how health and reflection are served, how a node learns its
 //! own name, how a configuration is loaded ([`config`]), how client endpoints
-//! are built ([`endpoint`]) and the whole start-up sequence ([`shell`]).
+//! are built ([`endpoint`]), TLS and mutual TLS ([`tls`]) and the whole
+//! start-up sequence ([`shell`]).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -14,5 +15,6 @@ pub mod node_name;
 pub mod shell;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use grpc::ServeError;

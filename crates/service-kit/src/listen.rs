@@ -12,13 +12,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::Stream;
 use futures::stream::{SelectAll, StreamExt};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::task::JoinSet;
 use tonic::transport::server::Connected;
+
+use crate::tls::{ClientAuth, ListenerTlsFiles, PeerIdentity, ServerTls, TlsError};
 
 /// Where one `Listen` binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,12 +129,19 @@ pub struct BindError {
     pub source: io::Error,
 }
 
-/// One bound listening socket.
+/// One bound listening socket, plaintext or TLS.
 #[derive(Debug)]
 pub struct BoundListener {
     kind: ListenerKind,
     nodelay: bool,
+    tls: Option<ServerTls>,
 }
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress on one listener before it stops accepting
+/// until one ends (so a flood of silent connections cannot grow memory).
+const MAX_HANDSHAKES: usize = 1024;
 
 #[derive(Debug)]
 enum ListenerKind {
@@ -152,31 +163,99 @@ impl BoundListener {
         Self {
             kind: ListenerKind::Tcp(listener),
             nodelay: true,
+            tls: None,
+        }
+    }
+
+    /// Serves TLS on this socket: every connection is handshaken with `tls`
+    /// before gRPC sees it.
+    pub fn with_tls(self, tls: ServerTls) -> Self {
+        Self {
+            tls: Some(tls),
+            ..self
+        }
+    }
+
+    /// Whether this socket serves TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    async fn accept_plain(&self) -> io::Result<Conn> {
+        match &self.kind {
+            ListenerKind::Tcp(l) => l.accept().await.map(|(stream, _)| {
+                if self.nodelay {
+                    let _ = stream.set_nodelay(true);
+                }
+                Conn::Tcp(stream)
+            }),
+            ListenerKind::Unix(l, _path) => l.accept().await.map(|(stream, _)| Conn::Unix(stream)),
         }
     }
 
     fn into_stream(self) -> Pin<Box<dyn Stream<Item = io::Result<Conn>> + Send>> {
-        let nodelay = self.nodelay;
-        match self.kind {
-            ListenerKind::Tcp(listener) => {
-                Box::pin(futures::stream::unfold(listener, move |l| async move {
-                    let conn = l.accept().await.map(|(stream, _)| {
-                        if nodelay {
-                            let _ = stream.set_nodelay(true);
-                        }
-                        Conn::Tcp(stream)
-                    });
-                    Some((conn, l))
-                }))
-            }
-            ListenerKind::Unix(listener, _path) => {
-                Box::pin(futures::stream::unfold(listener, |l| async move {
-                    let conn = l.accept().await.map(|(stream, _)| Conn::Unix(stream));
-                    Some((conn, l))
-                }))
+        match self.tls.clone() {
+            None => Box::pin(futures::stream::unfold(self, |l| async move {
+                let conn = l.accept_plain().await;
+                Some((conn, l))
+            })),
+            Some(tls) => {
+                let state = (self, tls, JoinSet::new());
+                Box::pin(futures::stream::unfold(
+                    state,
+                    |(l, tls, mut handshakes)| async move {
+                        let conn = l.accept_tls(&tls, &mut handshakes).await;
+                        Some((conn, (l, tls, handshakes)))
+                    },
+                ))
             }
         }
     }
+
+    /// The next connection whose TLS handshake succeeded. Handshakes run
+    /// concurrently (a slow client holds up no one); a failed one is logged
+    /// with the client's address and reason, and the connection closed.
+    async fn accept_tls(
+        &self,
+        tls: &ServerTls,
+        handshakes: &mut JoinSet<Result<Conn, HandshakeFailure>>,
+    ) -> io::Result<Conn> {
+        loop {
+            tokio::select! {
+                accepted = self.accept_plain(), if handshakes.len() < MAX_HANDSHAKES => {
+                    let raw = accepted?;
+                    let acceptor = tls.acceptor().clone();
+                    handshakes.spawn(async move {
+                        let remote = raw.remote();
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(raw)).await {
+                            Ok(Ok(stream)) => Ok(Conn::Tls(Box::new(stream))),
+                            Ok(Err(err)) => Err(HandshakeFailure { remote, reason: err.to_string() }),
+                            Err(_) => Err(HandshakeFailure {
+                                remote,
+                                reason: format!("no handshake within {HANDSHAKE_TIMEOUT:?}"),
+                            }),
+                        }
+                    });
+                }
+                Some(done) = handshakes.join_next(), if !handshakes.is_empty() => match done {
+                    Ok(Ok(conn)) => return Ok(conn),
+                    Ok(Err(failure)) => tracing::info!(
+                        remote = ?failure.remote,
+                        reason = %failure.reason,
+                        "TLS handshake refused"
+                    ),
+                    Err(join) => tracing::warn!(error = %join, "TLS handshake task failed"),
+                },
+            }
+        }
+    }
+}
+
+/// A TLS handshake that did not complete.
+#[derive(Debug)]
+struct HandshakeFailure {
+    remote: Option<SocketAddr>,
+    reason: String,
 }
 
 /// Binds one listen address with its options.
@@ -215,6 +294,7 @@ pub fn bind(addr: &ListenAddr, options: &ListenOptions) -> Result<BoundListener,
             Ok(BoundListener {
                 kind: ListenerKind::Tcp(listener),
                 nodelay: options.nodelay,
+                tls: None,
             })
         }
         ListenAddr::Unix(path) => {
@@ -232,6 +312,7 @@ pub fn bind(addr: &ListenAddr, options: &ListenOptions) -> Result<BoundListener,
             Ok(BoundListener {
                 kind: ListenerKind::Unix(listener, path.clone()),
                 nodelay: false,
+                tls: None,
             })
         }
     }
@@ -256,30 +337,50 @@ pub fn incoming(listeners: Vec<BoundListener>) -> impl Stream<Item = io::Result<
     })
 }
 
-/// An accepted connection on a TCP or Unix socket.
+/// An accepted connection on a TCP or Unix socket, plaintext or TLS.
 #[derive(Debug)]
 pub enum Conn {
     /// A TCP connection.
     Tcp(TcpStream),
     /// A Unix socket connection.
     Unix(UnixStream),
+    /// A TLS session over either (handshake done).
+    Tls(Box<tokio_rustls::server::TlsStream<Conn>>),
 }
 
-/// What tonic learns about a connection's peer.
+impl Conn {
+    fn remote(&self) -> Option<SocketAddr> {
+        match self {
+            Conn::Tcp(s) => s.peer_addr().ok(),
+            Conn::Unix(_) => None,
+            Conn::Tls(s) => s.get_ref().0.remote(),
+        }
+    }
+}
+
+/// What tonic learns about a connection's peer (in each request's
+/// extensions; [`PeerIdentity::of`] reads it).
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The remote address of a TCP peer (`None` on a Unix socket).
     pub remote: Option<SocketAddr>,
+    /// Plaintext, or TLS with or without a verified client certificate.
+    pub identity: PeerIdentity,
 }
 
 impl Connected for Conn {
     type ConnectInfo = ConnInfo;
     fn connect_info(&self) -> ConnInfo {
-        match self {
-            Conn::Tcp(s) => ConnInfo {
-                remote: s.peer_addr().ok(),
+        let identity = match self {
+            Conn::Tcp(_) | Conn::Unix(_) => PeerIdentity::Plaintext,
+            Conn::Tls(s) => match s.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                Some(leaf) => PeerIdentity::Certificate(leaf.clone().into_owned()),
+                None => PeerIdentity::Anonymous,
             },
-            Conn::Unix(_) => ConnInfo { remote: None },
+        };
+        ConnInfo {
+            remote: self.remote(),
+            identity,
         }
     }
 }
@@ -293,6 +394,7 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -306,6 +408,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_write_vectored(
@@ -316,24 +419,28 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Conn::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
     fn is_write_vectored(&self) -> bool {
         match self {
             Conn::Tcp(s) => s.is_write_vectored(),
             Conn::Unix(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Tcp(s) => Pin::new(s).poll_flush(cx),
             Conn::Unix(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -417,6 +524,58 @@ pub struct ListenSpec {
     pub options: ListenOptions,
     /// `enable`: a disabled Listen is parsed and checked but not bound.
     pub enabled: bool,
+    /// `tls_certificate`, `tls_key`, `tls_ca`, `tls_verify`: `None` is plaintext.
+    pub tls: Option<ListenerTlsFiles>,
+}
+
+impl ListenSpec {
+    /// A plaintext, enabled `Listen` on `addr` with default options.
+    pub fn plain(addr: ListenAddr) -> Self {
+        Self {
+            addr,
+            options: ListenOptions::default(),
+            enabled: true,
+            tls: None,
+        }
+    }
+}
+
+/// The TLS options of one `Listen` (or its listener scope): TLS is on when
+/// `tls_certificate` and `tls_key` are set; `tls_verify` (default
+/// `require`) needs `tls_ca` unless it is `no`.
+fn read_listen_tls(
+    listen: confparse::ScopeRef<'_>,
+) -> Result<Option<ListenerTlsFiles>, confparse::Diagnostic> {
+    use crate::tls::{located, non_empty, read_identity};
+    let Some(identity) = read_identity(listen)? else {
+        return Ok(None);
+    };
+    let verify_text = non_empty(listen, "tls_verify")?.unwrap_or_else(|| "require".to_owned());
+    let verify = ClientAuth::parse(&verify_text).ok_or_else(|| {
+        located(
+            listen,
+            "tls_verify",
+            format!("tls_verify {verify_text:?} is not one of no, optional, require"),
+        )
+    })?;
+    let ca = non_empty(listen, "tls_ca")?.map(PathBuf::from);
+    if ca.is_none() && verify != ClientAuth::No {
+        return Err(located(
+            listen,
+            "tls_certificate",
+            format!(
+                "TLS on Listen {:?} verifies client certificates (tls_verify = {}) but tls_ca is not set: \
+                 set tls_ca to the CA of the client certificates, or tls_verify = no",
+                listen.instance().unwrap_or_default(),
+                verify_text.to_ascii_lowercase()
+            ),
+        ));
+    }
+    Ok(Some(ListenerTlsFiles {
+        identity,
+        ca,
+        verify,
+    }))
 }
 
 /// Reads every `Listen` of the listener scope `scope` (e.g.
@@ -455,6 +614,7 @@ pub fn read_listens(
                     send_buffer: size(listen.get_int("tcp_send_buffer_size")?),
                     file_mode: listen.get_octal("file_mode")?.unwrap_or(0o660),
                 },
+                tls: read_listen_tls(listen)?,
             })
         };
         match read() {
@@ -469,11 +629,69 @@ pub fn read_listens(
     }
 }
 
-/// Binds every enabled `Listen`; the first failure names its address.
-pub fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>, BindError> {
-    specs
+/// Why a configured `Listen` could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The socket could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// Its TLS files could not be loaded.
+    #[error("TLS for Listen {addr}: {source}")]
+    Tls {
+        /// The `Listen`.
+        addr: ListenAddr,
+        /// Which file, and why.
+        #[source]
+        source: TlsError,
+    },
+}
+
+/// Binds one `Listen` and loads its TLS files, if any.
+pub fn bind_spec(spec: &ListenSpec) -> Result<BoundListener, ListenError> {
+    let tls = spec
+        .tls
+        .as_ref()
+        .map(ServerTls::load)
+        .transpose()
+        .map_err(|source| ListenError::Tls {
+            addr: spec.addr.clone(),
+            source,
+        })?;
+    let bound = bind(&spec.addr, &spec.options)?;
+    Ok(match tls {
+        Some(tls) => bound.with_tls(tls),
+        None => bound,
+    })
+}
+
+/// Binds every enabled `Listen`; the first failure names its address (and
+/// for TLS, the file).
+pub fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>, ListenError> {
+    specs.iter().filter(|s| s.enabled).map(bind_spec).collect()
+}
+
+/// The client side of dialling as this listener is dialled: the TLS of the
+/// first enabled TCP `Listen` as client files ([`ListenerTlsFiles::as_client`]),
+/// `None` when that `Listen` is plaintext. Refused when it is TLS but has no
+/// `tls_ca` to verify the other side with.
+pub fn dial_tls(
+    specs: &[ListenSpec],
+    scope: &str,
+) -> Result<Option<crate::tls::ClientTlsFiles>, String> {
+    let Some(first) = specs
         .iter()
-        .filter(|s| s.enabled)
-        .map(|s| bind(&s.addr, &s.options))
-        .collect()
+        .find(|s| s.enabled && matches!(s.addr, ListenAddr::Tcp(_)))
+    else {
+        return Ok(None);
+    };
+    match &first.tls {
+        None => Ok(None),
+        Some(tls) => tls.as_client().map(Some).ok_or_else(|| {
+            format!(
+                "{scope} Listen {} has TLS but no tls_ca: this server dials its peers with the \
+                 same files and needs tls_ca to verify them",
+                first.addr
+            )
+        }),
+    }
 }

@@ -118,11 +118,9 @@ mod tests {
         let refused: Result<Fake, _> = Err(ConfigError::Refused("no".into()));
         assert_eq!(run(refused, false).await, ExitCode::from(64));
         let fake = || Fake {
-            listens: vec![ListenSpec {
-                addr: crate::listen::ListenAddr::parse("127.0.0.1:0").unwrap(),
-                options: Default::default(),
-                enabled: true,
-            }],
+            listens: vec![ListenSpec::plain(
+                crate::listen::ListenAddr::parse("127.0.0.1:0").unwrap(),
+            )],
         };
         assert_eq!(run(Ok(fake()), true).await, ExitCode::SUCCESS);
         assert_eq!(run(Ok(fake()), false).await, ExitCode::FAILURE);

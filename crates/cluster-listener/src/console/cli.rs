@@ -1,6 +1,7 @@
 //! `cluster-listener console …`: the eccmgr verbs as subcommands, sent to
 //! one node's `Console/Run` (this configuration's node, or `--node`).
 
+use msgc_client::ClientTls;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -133,7 +134,7 @@ pub fn request(verb: Verb, deadline: Duration) -> ConsoleRequest {
 /// Sends the verb to the node at `node_addr` and prints the outcome. Exit
 /// 0 when every target replied and accepted the command (or, for the
 /// sending verbs, once sent), 1 otherwise.
-pub async fn run(node_addr: &str, args: ConsoleArgs) -> ExitCode {
+pub async fn run(node_addr: &str, tls: Option<&ClientTls>, args: ConsoleArgs) -> ExitCode {
     let deadline = Duration::from_secs_f64(args.deadline.clamp(0.001, 120.0));
     let request = request(args.verb, deadline);
     let wait = matches!(
@@ -141,7 +142,7 @@ pub async fn run(node_addr: &str, args: ConsoleArgs) -> ExitCode {
         Ok(ConsoleVerb::Retrieve | ConsoleVerb::RetrieveNode)
     );
     let response = async {
-        let channel = msgc_client::channel(node_addr, Duration::from_secs(5))
+        let channel = msgc_client::channel_over(node_addr, tls, Duration::from_secs(5))
             .await
             .map_err(|e| e.to_string())?;
         ConsoleClient::new(channel)

@@ -255,7 +255,8 @@ impl Console {
             request_id: command.request_id,
             reply: Some(reply),
         };
-        tokio::spawn(send_reply(command.reply_to, command.from_node, reply));
+        let tls = self.ctx.tls_for(&command.from_node);
+        tokio::spawn(send_reply(command.reply_to, command.from_node, tls, reply));
     }
 }
 
@@ -308,13 +309,19 @@ fn respond(request_id: u64, plan: Plan, mut replies: Vec<NodeReply>) -> ConsoleR
 }
 
 /// Hands `reply` in at the requester's listener.
-async fn send_reply(address: String, requester: String, reply: ConsoleReply) {
+async fn send_reply(
+    address: String,
+    requester: String,
+    tls: Option<service_kit::tls::ClientTls>,
+    reply: ConsoleReply,
+) {
     let call = async {
-        let channel = service_kit::endpoint::endpoint_with_timeout(&address, REPLY_TIMEOUT)
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
+        let channel =
+            service_kit::endpoint::endpoint_with_timeout(&address, tls.as_ref(), REPLY_TIMEOUT)
+                .map_err(|e| e.to_string())?
+                .connect()
+                .await
+                .map_err(|e| service_kit::grpc::error_chain(&e))?;
         ConsoleClient::new(channel)
             .reply(reply)
             .await

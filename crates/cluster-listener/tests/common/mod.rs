@@ -299,6 +299,7 @@ impl InProcNode {
         cfg.enabled = false;
         cfg.spool_dir = dir.path().join("spool");
         cfg.state_dir = dir.path().join("state");
+        cfg.outgoing_dir = dir.path().join("spool/outgoing");
         tweak(&mut cfg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -320,6 +321,13 @@ impl InProcNode {
 
     pub fn spool(&self) -> PathBuf {
         self.dir.path().join("spool")
+    }
+
+    /// The only directory `MoveTo` reads from, created.
+    pub fn outgoing(&self) -> PathBuf {
+        let dir = self.spool().join("outgoing");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     /// Stops the node and hands its directory back.

@@ -1,0 +1,2 @@
+//! Development certificates.
+#![forbid(unsafe_code)]
