@@ -408,3 +408,150 @@ impl PeerIdentity {
             .map_or(Self::Plaintext, |info| info.identity.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Embedded, Source, load};
+    use crate::listen::read_listens;
+
+    fn schema() -> confparse::Schema {
+        confparse::momentum::msgc_server_schema()
+    }
+
+    fn conf(
+        text: &str,
+        env: &[(&str, &str)],
+    ) -> Result<confparse::Config, crate::config::ConfigError> {
+        let embedded = Embedded {
+            origin: "test.conf",
+            text: Box::leak(text.to_owned().into_boxed_str()),
+        };
+        let source = Source {
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Source::default()
+        };
+        load(&source, embedded, &schema())
+    }
+
+    fn listens(text: &str, env: &[(&str, &str)]) -> Result<Vec<crate::listen::ListenSpec>, String> {
+        let conf = conf(text, env).map_err(|e| e.to_string())?;
+        read_listens(conf.root(), "msgcserver_listener").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn listener_tls_falls_back_from_the_scope_and_a_listen_may_override() {
+        let specs = listens(
+            "msgcserver_listener {\n  tls_certificate = \"/t/s.pem\"\n  tls_key = \"/t/s.key\"\n  tls_ca = \"/t/ca.pem\"\n  \
+             Listen \":1\" { }\n  Listen \":2\" { tls_verify = optional }\n  Listen \"/tmp/x.sock\" { tls_certificate = \"\" tls_key = \"\" }\n}\n",
+            &[],
+        )
+        .unwrap();
+        let tls = specs[0].tls.as_ref().unwrap();
+        assert_eq!(tls.identity.certificate, PathBuf::from("/t/s.pem"));
+        assert_eq!(tls.ca.as_deref(), Some(Path::new("/t/ca.pem")));
+        assert_eq!(tls.verify, ClientAuth::Require);
+        assert_eq!(specs[1].tls.as_ref().unwrap().verify, ClientAuth::Optional);
+        assert_eq!(specs[2].tls, None, "an empty value turns TLS off");
+        let plain = listens("msgcserver_listener { Listen \":1\" { } }\n", &[]).unwrap();
+        assert_eq!(plain[0].tls, None);
+    }
+
+    #[test]
+    fn env_overrides_turn_tls_on_for_every_listen() {
+        let specs = listens(
+            "msgcserver_listener { Listen \":1\" { } }\n",
+            &[
+                (
+                    "EC_CONF__MSGCSERVER_LISTENER__TLS_CERTIFICATE",
+                    "\"/t/s.pem\"",
+                ),
+                ("EC_CONF__MSGCSERVER_LISTENER__TLS_KEY", "\"/t/s.key\""),
+                ("EC_CONF__MSGCSERVER_LISTENER__TLS_VERIFY", "no"),
+            ],
+        )
+        .unwrap();
+        let tls = specs[0].tls.as_ref().unwrap();
+        assert_eq!(tls.identity.key, PathBuf::from("/t/s.key"));
+        assert_eq!((tls.verify, tls.ca.clone()), (ClientAuth::No, None));
+    }
+
+    #[test]
+    fn incomplete_tls_options_are_refused_where_written() {
+        let cases = [
+            (
+                "Listen \":1\" {\n tls_certificate = \"/c\"\n }",
+                "test.conf:3:",
+                "tls_key is not",
+            ),
+            (
+                "Listen \":1\" {\n tls_key = \"/k\"\n }",
+                "test.conf:3:",
+                "tls_certificate is not",
+            ),
+            (
+                "tls_certificate = \"/c\"\n tls_key = \"/k\"\n Listen \":1\" { }",
+                "test.conf:2:",
+                "tls_ca is not set",
+            ),
+            (
+                "tls_certificate = \"/c\" tls_key = \"/k\" tls_ca = \"/a\"\n tls_verify = maybe\n Listen \":1\" { }",
+                "test.conf:3:",
+                "not one of no, optional, require",
+            ),
+        ];
+        for (body, at, says) in cases {
+            let err = listens(&format!("msgcserver_listener {{\n {body}\n}}\n"), &[]).unwrap_err();
+            assert!(err.contains(at) && err.contains(says), "{body}: {err}");
+        }
+        let conf = conf(
+            "msgc_client { tls_certificate = \"/c\" tls_key = \"/k\" }\n",
+            &[],
+        )
+        .unwrap();
+        let err = read_client(conf.root().scope("msgc_client").unwrap()).unwrap_err();
+        assert!(err.to_string().contains("needs tls_ca"), "{err}");
+    }
+
+    #[test]
+    fn loading_names_the_file_and_its_option() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = devcerts::Plan {
+            servers: vec!["a".into()],
+            ..Default::default()
+        };
+        devcerts::write(dir.path(), &plan).unwrap();
+        let good = ListenerTlsFiles {
+            identity: IdentityFiles {
+                certificate: dir.path().join("servers/a.pem"),
+                key: dir.path().join("servers/a.key"),
+            },
+            ca: Some(dir.path().join("ca.pem")),
+            verify: ClientAuth::Require,
+        };
+        ServerTls::load(&good).unwrap();
+        ClientTls::load(&good.as_client().unwrap()).unwrap();
+
+        let mut missing = good.clone();
+        missing.identity.key = dir.path().join("nope.key");
+        let err = ServerTls::load(&missing).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot read tls_key") && err.contains("nope.key"),
+            "{err}"
+        );
+        let mut swapped = good.clone();
+        swapped.ca = Some(dir.path().join("servers/a.key"));
+        let err = ServerTls::load(&swapped).unwrap_err().to_string();
+        assert!(
+            err.contains("tls_ca") && err.contains("no PEM certificate"),
+            "{err}"
+        );
+        let mut key_as_cert = good;
+        key_as_cert.identity.key = dir.path().join("servers/a.pem");
+        let err = ServerTls::load(&key_as_cert).unwrap_err().to_string();
+        assert!(err.contains("tls_key") && err.contains("a.pem"), "{err}");
+    }
+}
