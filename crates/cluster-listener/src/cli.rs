@@ -157,7 +157,10 @@ impl service_kit::shell::Service for Launch {
     }
 
     fn log_filter(&self) -> String {
-        format!("{},cluster_listener=info", self.cfg.log_level)
+        format!(
+            "{},cluster_listener=info,service_kit=info",
+            self.cfg.log_level
+        )
     }
 
     fn listens(&self) -> &[ListenSpec] {

@@ -356,7 +356,7 @@ fn from_conf(conf: confparse::Config, source: &Source) -> Result<NodeConfig, Con
     }
     let msgc = read_msgc_client(owned("msgc_client"))?;
     let dial_tls = service_kit::listen::dial_tls(&listens, "ECCluster_Listener")
-        .map_err(ConfigError::Refused)?;
+        .map_err(|e| ConfigError::Refused(e.to_string()))?;
     let spool_dir = cluster.dir("spool_dir")?;
     let scope = cluster.scope;
     Ok(NodeConfig {

@@ -257,7 +257,7 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
         ));
     }
     let peer_tls = service_kit::listen::dial_tls(&listens, "msgcserver_listener")
-        .map_err(ConfigError::Refused)?;
+        .map_err(|e| ConfigError::Refused(e.to_string()))?;
     let debug_level = scope
         .get_str("debug_level")
         .map_err(diag)?

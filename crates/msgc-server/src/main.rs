@@ -67,7 +67,10 @@ async fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    service_kit::telemetry::init(&format!("{},msgc_server=info", cfg.log_level));
+    service_kit::telemetry::init(&format!(
+        "{},msgc_server=info,service_kit=info",
+        cfg.log_level
+    ));
     let listeners = match service_kit::cli::bind_listeners("msgc-server", &cfg.listens) {
         Ok(listeners) => listeners,
         Err(code) => return code,

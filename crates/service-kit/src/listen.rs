@@ -670,6 +670,19 @@ pub fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>, ListenError>
     specs.iter().filter(|s| s.enabled).map(bind_spec).collect()
 }
 
+/// A TLS `Listen` whose files a service also dials with has no `tls_ca`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{scope} Listen {addr} has TLS but no tls_ca: this service dials its peers with the \
+     same files and needs tls_ca to verify them"
+)]
+pub struct NoDialCa {
+    /// The listener scope.
+    pub scope: String,
+    /// The `Listen`.
+    pub addr: ListenAddr,
+}
+
 /// The client side of dialling as this listener is dialled: the TLS of the
 /// first enabled TCP `Listen` as client files ([`ListenerTlsFiles::as_client`]),
 /// `None` when that `Listen` is plaintext. Refused when it is TLS but has no
@@ -677,7 +690,7 @@ pub fn bind_all(specs: &[ListenSpec]) -> Result<Vec<BoundListener>, ListenError>
 pub fn dial_tls(
     specs: &[ListenSpec],
     scope: &str,
-) -> Result<Option<crate::tls::ClientTlsFiles>, String> {
+) -> Result<Option<crate::tls::ClientTlsFiles>, NoDialCa> {
     let Some(first) = specs
         .iter()
         .find(|s| s.enabled && matches!(s.addr, ListenAddr::Tcp(_)))
@@ -686,12 +699,9 @@ pub fn dial_tls(
     };
     match &first.tls {
         None => Ok(None),
-        Some(tls) => tls.as_client().map(Some).ok_or_else(|| {
-            format!(
-                "{scope} Listen {} has TLS but no tls_ca: this server dials its peers with the \
-                 same files and needs tls_ca to verify them",
-                first.addr
-            )
+        Some(tls) => tls.as_client().map(Some).ok_or_else(|| NoDialCa {
+            scope: scope.to_owned(),
+            addr: first.addr.clone(),
         }),
     }
 }

@@ -174,10 +174,9 @@ fn private_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsErr
     })
 }
 
-fn roots(path: &Path) -> Result<Arc<rustls::RootCertStore>, TlsError> {
-    let pem = read(TlsOption::Ca, path)?;
+fn roots(path: &Path, pem: &[u8]) -> Result<Arc<rustls::RootCertStore>, TlsError> {
     let mut store = rustls::RootCertStore::empty();
-    for cert in certificates(TlsOption::Ca, path, &pem)? {
+    for cert in certificates(TlsOption::Ca, path, pem)? {
         store.add(cert).map_err(|e| TlsError::Refused {
             what: format!("tls_ca {}", path.display()),
             reason: e.to_string(),
@@ -194,14 +193,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 #[derive(Clone)]
 pub struct ServerTls {
     acceptor: TlsAcceptor,
-    verify: ClientAuth,
 }
 
 impl fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerTls")
-            .field("verify", &self.verify)
-            .finish_non_exhaustive()
+        f.debug_struct("ServerTls").finish_non_exhaustive()
     }
 }
 
@@ -233,10 +229,9 @@ impl ServerTls {
                 });
             }
             (verify, Some(ca)) => {
-                let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    roots(ca)?,
-                    provider(),
-                );
+                let roots = roots(ca, &read(TlsOption::Ca, ca)?)?;
+                let mut verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider());
                 if verify == ClientAuth::Optional {
                     verifier = verifier.allow_unauthenticated();
                 }
@@ -257,7 +252,6 @@ impl ServerTls {
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
-            verify: files.verify,
         })
     }
 
@@ -276,7 +270,7 @@ impl ClientTls {
     /// Reads and checks the files.
     pub fn load(files: &ClientTlsFiles) -> Result<Self, TlsError> {
         let ca_pem = read(TlsOption::Ca, &files.ca)?;
-        roots(&files.ca)?;
+        roots(&files.ca, &ca_pem)?;
         let mut config = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem));
         if let Some(IdentityFiles { certificate, key }) = &files.identity {
