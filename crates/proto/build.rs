@@ -40,6 +40,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     tonic_prost_build::configure()
         .bytes(".")
+        // A peer message is one enum; an install inline would make every
+        // variant as large as it.
+        .boxed(".msgc.v1.Install.record")
+        .boxed(".msgc.v1.FlushState.holds")
         .compile_fds(files)?;
     Ok(())
 }

@@ -251,7 +251,9 @@ pub struct Core {
     // view.rs
     view: View,
     started: bool,
-    records: Vec<InstallRecord>,
+    /// The install held for the answered proposal until its commit
+    /// [rule 17].
+    holds: Option<InstallRecord>,
     answered: Option<(ViewId, ServerId)>,
     max_view: ViewId,
     proposal: Option<view::Proposal>,
@@ -309,7 +311,7 @@ impl Core {
             row_version: 0,
             view,
             started: true,
-            records: Vec::new(),
+            holds: None,
             answered: None,
             max_view: id,
             proposal: None,

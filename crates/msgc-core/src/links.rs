@@ -135,7 +135,7 @@ impl Core {
             PeerMsg::Propose { view } => self.on_propose(from, view),
             PeerMsg::Flush(state) => self.on_flush(from, *state),
             PeerMsg::Refuse { proposal, known } => self.on_refuse(from, &proposal, known),
-            PeerMsg::Install { roll, record } => self.on_install(from, roll, *record),
+            PeerMsg::Install { record } => self.on_install(from, *record),
             PeerMsg::InstallAck { view } => self.on_install_ack(from, &view),
             PeerMsg::Commit { view } => self.on_commit(from, &view),
         }

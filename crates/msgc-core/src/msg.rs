@@ -57,8 +57,8 @@ pub struct Source {
     pub keep_from: Vec<ServerId>,
 }
 
-/// How a view was formed: enough for a member that missed its install to
-/// catch up through it (roll forward).
+/// How a view is formed: each member's cut of the view it leaves, and the
+/// table and duplicate fence it starts with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstallRecord {
     /// The new view.
@@ -80,9 +80,10 @@ pub struct FlushState {
     pub proposal: ViewId,
     /// The member's current view.
     pub current: ViewId,
-    /// Install records of views it went through that have not started
-    /// (oldest first; the last is `current` if it has not started).
-    pub records: Vec<InstallRecord>,
+    /// The install it holds for a proposal it answered and has not seen
+    /// committed, if any (nothing of it delivered yet; its cuts are reused
+    /// where they fit) [rule 14b].
+    pub holds: Option<InstallRecord>,
     /// Ops of `current` delivered (1..=delivered).
     pub delivered: Seq,
     /// Ops of `current` held (1..=received).
@@ -155,19 +156,18 @@ pub enum PeerMsg {
         /// The highest view id the member knows.
         known: ViewId,
     },
-    /// Proposer -> member: catch up through `roll`, then enter `record.view`.
+    /// Proposer -> member: hold this install until its commit.
     Install {
-        /// Views the member missed the install of, oldest first.
-        roll: Vec<InstallRecord>,
         /// The new view.
         record: Box<InstallRecord>,
     },
-    /// Member -> proposer: installed.
+    /// Member -> proposer: the install is held.
     InstallAck {
         /// The view.
         view: ViewId,
     },
-    /// Proposer -> members: every member installed; the view starts.
+    /// Proposer -> members: every member holds the install; enter it (cut,
+    /// table) and start the view.
     Commit {
         /// The view.
         view: ViewId,
@@ -185,12 +185,10 @@ impl PeerMsg {
             PeerMsg::Flush(f) => {
                 256 + f.table.len() * 128
                     + f.membership.len() * 128
-                    + f.records.len() * 256
+                    + f.holds.as_ref().map_or(0, |r| 128 + r.table.len() * 128)
                     + (f.held.len() + f.high_water.len()) * 24
             }
-            PeerMsg::Install { roll, record } => {
-                256 + (roll.len() + 1) * (128 + record.table.len() * 128)
-            }
+            PeerMsg::Install { record } => 256 + 128 + record.table.len() * 128,
             _ => 32,
         }
     }

@@ -273,20 +273,21 @@ impl Core {
     /// Delivers held ops up to a cut, skipping above `keep_below` the ops
     /// whose origin is not on this side [rule 14a].
     pub(crate) fn deliver_cut(&mut self, source: &crate::msg::Source) {
-        self.deliver_through(source.cut, Some(source));
+        self.deliver_through(source.cut, Some((source.keep_below, &source.keep_from)));
     }
 
     /// The one delivery loop: held ops up to `upto`, each at its position,
-    /// filtered by a cut's origin rule when there is one.
-    fn deliver_through(&mut self, upto: Seq, cut: Option<&crate::msg::Source>) {
+    /// filtered by a cut's origin rule (its `keep_below` and kept origins)
+    /// when there is one.
+    fn deliver_through(&mut self, upto: Seq, cut: Option<(Seq, &[ServerId])>) {
         while self.order.delivered < upto {
             let Some(op) = self.order.held.pop_front() else {
                 break;
             };
             self.order.delivered += 1;
             let seq = self.order.delivered;
-            let kept = cut.is_none_or(|c| {
-                crate::plan::kept_at_cut(seq, &op.origin, c.keep_below, &c.keep_from)
+            let kept = cut.is_none_or(|(keep_below, kept)| {
+                crate::plan::kept_at_cut(seq, &op.origin, keep_below, kept)
             });
             if kept {
                 let epoch = self.view.id.epoch;

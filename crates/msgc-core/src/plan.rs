@@ -1,12 +1,15 @@
 //! The proposer's computation of an install, as a pure function of the
 //! members' flush states [rules 13-15]:
 //!
-//! 1. **Roll forward**: a member still in a view that a reported install
-//!    record lists as its source is first taken through that record (its cut,
-//!    then its table), repeatedly. So members that did and did not receive an
-//!    install agree on it (Derecho's takeover reuses the predecessor's trim).
-//! 2. **Sides**: members grouped by (rolled) view. A side's cut is the lowest
-//!    `received` of its members: everyone holds it, nobody delivered past it.
+//! 1. **Sides**: members grouped by the view they last started (an install
+//!    held but never committed delivered nothing, so it changes nothing but
+//!    the cut). A side's cut is the cut an install some member holds already
+//!    gave it, if every member can take it (Derecho's takeover reuses its
+//!    predecessor's trim), else the lowest `received` of its members:
+//!    everyone holds it, nobody delivered past it.
+//! 2. **Origin filter**: above the highest stable point the side knows, only
+//!    its own servers' ops are kept, so an op in doubt is delivered where its
+//!    origin goes and nowhere else [rules 14a, 14b].
 //! 3. **Table**: each side's table at its cut, merged with each member taken
 //!    from its own server's side; a group whose member list changes anywhere
 //!    gets a gid above every gid any side used.
@@ -16,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::groups::{Group, GroupTable};
 use crate::ids::{Seq, ServerId, ViewId};
 use crate::msg::{FlushState, InstallRecord, Source, View};
-use crate::op::{Member, Op};
+use crate::op::Member;
 
 /// Why states cannot be combined (a broken invariant: the proposal fails).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,147 +43,76 @@ pub enum PlanError {
     },
 }
 
-/// What the proposer sends: per member, the records to roll through first,
-/// and the new view's record (the same for everyone).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// The new view's install record.
-    pub record: InstallRecord,
-    /// Per member, records it must roll forward through first.
-    pub roll: BTreeMap<ServerId, Vec<InstallRecord>>,
-}
-
-/// A member's state after rolling forward.
-#[derive(Debug, Clone)]
-struct Effective {
-    view: ViewId,
-    delivered: Seq,
-    received: Seq,
-    stable: Seq,
-    table: GroupTable,
-    membership: Vec<(Seq, Op)>,
-    high_water: BTreeMap<ServerId, u64>,
-    held: Vec<(ServerId, u64)>,
-    roll: Vec<InstallRecord>,
-}
-
 /// Computes the install of `view` from every member's flush state.
-pub fn plan(view: &View, states: &BTreeMap<ServerId, FlushState>) -> Result<Plan, PlanError> {
-    let records: BTreeMap<ViewId, &InstallRecord> = states
+pub fn plan(
+    view: &View,
+    states: &BTreeMap<ServerId, FlushState>,
+) -> Result<InstallRecord, PlanError> {
+    let held: BTreeMap<&ViewId, &InstallRecord> = states
         .values()
-        .flat_map(|s| s.records.iter())
-        .map(|r| (r.view.id.clone(), r))
+        .filter_map(|s| s.holds.as_ref())
+        .map(|r| (&r.view.id, r))
         .collect();
-    let mut members = BTreeMap::new();
+    let mut sides: BTreeMap<ViewId, Vec<ServerId>> = BTreeMap::new();
     for m in &view.members {
         let state = states.get(m).ok_or_else(|| PlanError::Missing(m.clone()))?;
-        members.insert(m.clone(), roll_forward(m, state, &records)?);
-    }
-    let mut sides: BTreeMap<ViewId, Vec<ServerId>> = BTreeMap::new();
-    for (m, e) in &members {
-        sides.entry(e.view.clone()).or_default().push(m.clone());
+        sides
+            .entry(state.current.clone())
+            .or_default()
+            .push(m.clone());
     }
     let mut sources = BTreeMap::new();
     let mut tables = BTreeMap::new();
     let mut high_water: BTreeMap<ServerId, u64> = BTreeMap::new();
     for (side, servers) in &sides {
-        let trim = published_trim(side, &records);
-        let (cut, keep_below, keep_from, table, marks) = side_cut(servers, &members, trim)?;
+        let trim = published_trim(side, &held);
+        let cut = side_cut(servers, states, trim)?;
         for m in servers {
-            let from = side.clone();
             let source = Source {
-                from,
-                cut,
-                keep_below,
-                keep_from: keep_from.clone(),
+                from: side.clone(),
+                cut: cut.cut,
+                keep_below: cut.keep_below,
+                keep_from: servers.clone(),
             };
             sources.insert(m.clone(), source);
         }
-        tables.insert(side.clone(), table);
-        for (origin, seq) in marks {
+        tables.insert(side.clone(), cut.table);
+        for (origin, seq) in cut.marks {
             let mark = high_water.entry(origin).or_insert(0);
             *mark = (*mark).max(seq);
         }
     }
-    let proposer_side = members[view.coordinator()].view.clone();
-    let table = merge_tables(&proposer_side, &sides, &tables);
-    let record = InstallRecord {
+    let proposer_side = &states[view.coordinator()].current;
+    let table = merge_tables(proposer_side, &sides, &tables);
+    Ok(InstallRecord {
         view: view.clone(),
         sources,
         table,
         high_water,
-    };
-    let roll = members.into_iter().map(|(m, e)| (m, e.roll)).collect();
-    Ok(Plan { record, roll })
+    })
 }
 
-/// Takes a member through every reported record that lists its current view
-/// as its source, highest first.
-fn roll_forward(
-    member: &ServerId,
-    state: &FlushState,
-    records: &BTreeMap<ViewId, &InstallRecord>,
-) -> Result<Effective, PlanError> {
-    let mut e = Effective {
-        view: state.current.clone(),
-        delivered: state.delivered,
-        received: state.received,
-        stable: state.stable,
-        table: state.table.clone(),
-        membership: state.membership.clone(),
-        high_water: state.high_water.clone(),
-        held: state.held.clone(),
-        roll: Vec::new(),
-    };
-    // Each step moves to a higher view id, so this ends.
-    while let Some(next) = records
-        .values()
-        .rev()
-        .find(|r| r.view.id > e.view && r.sources.get(member).is_some_and(|s| s.from == e.view))
-    {
-        let cut = next.sources[member].cut;
-        if cut > e.received || cut < e.delivered {
-            return Err(out_of_range(member, &e, cut));
-        }
-        e = Effective {
-            view: next.view.id.clone(),
-            delivered: 0,
-            received: 0,
-            stable: 0,
-            table: next.table.clone(),
-            membership: Vec::new(),
-            high_water: next.high_water.clone(),
-            held: Vec::new(),
-            roll: {
-                let mut roll = std::mem::take(&mut e.roll);
-                roll.push((*next).clone());
-                roll
-            },
-        };
-    }
-    Ok(e)
-}
-
-fn out_of_range(member: &ServerId, e: &Effective, cut: Seq) -> PlanError {
+fn out_of_range(member: &ServerId, state: &FlushState, cut: Seq) -> PlanError {
     PlanError::CutOutOfRange {
         member: member.clone(),
-        view: e.view.clone(),
+        view: state.current.clone(),
         cut,
-        delivered: e.delivered,
-        received: e.received,
+        delivered: state.delivered,
+        received: state.received,
     }
 }
 
-/// The cut (and origin-filter boundary) an install record already gave
-/// `side` (the highest record's): members still in that view reuse it where
-/// they can, so everyone who leaves the view delivers the same prefix of it
-/// (Derecho: a new leader reuses its predecessor's trim).
+/// The cut (and origin-filter boundary) an install some member holds
+/// already gave `side` (the highest such install's): members leaving that
+/// view reuse it where they can, so a cut that may have been delivered
+/// (where that install committed) is the cut of everyone leaving the view
+/// (Derecho: a new leader reuses its predecessor's trim). Which origins it
+/// keeps above the boundary is always the plan's own side [rule 14b].
 fn published_trim<'r>(
     side: &ViewId,
-    records: &BTreeMap<ViewId, &'r InstallRecord>,
+    held: &BTreeMap<&ViewId, &'r InstallRecord>,
 ) -> Option<&'r Source> {
-    records
-        .values()
+    held.values()
         .rev()
         .find_map(|r| r.sources.values().find(|s| s.from == *side))
 }
@@ -193,42 +125,53 @@ pub fn kept_at_cut(seq: Seq, origin: &ServerId, keep_below: Seq, side: &[ServerI
     seq <= keep_below || side.contains(origin)
 }
 
-/// A side's cut (a published trim if every member holds it, else the lowest
-/// `received`), its origin-filter boundary (the highest stable point it
-/// knows), its group table at the cut, and its delivered marks per origin.
-#[allow(clippy::type_complexity)]
+/// One side's cut of the view it leaves.
+struct SideCut {
+    /// Delivered up to here, the rest dropped.
+    cut: Seq,
+    /// The origin-filter boundary (the highest stable point it knows).
+    keep_below: Seq,
+    /// Its group table at the cut.
+    table: GroupTable,
+    /// Per origin, the highest origin seq it delivers by the cut.
+    marks: BTreeMap<ServerId, u64>,
+}
+
+/// A side's cut: a published trim if every member holds it (and it keeps
+/// whatever a member may have delivered), else the lowest `received`.
 fn side_cut(
     servers: &[ServerId],
-    members: &BTreeMap<ServerId, Effective>,
+    states: &BTreeMap<ServerId, FlushState>,
     trim: Option<&Source>,
-) -> Result<(Seq, Seq, Vec<ServerId>, GroupTable, BTreeMap<ServerId, u64>), PlanError> {
-    let states: Vec<(&ServerId, &Effective)> = servers.iter().map(|m| (m, &members[m])).collect();
-    let lowest = states.iter().map(|(_, e)| e.received).min().unwrap_or(0);
-    let highest_delivered = states.iter().map(|(_, e)| e.delivered).max().unwrap_or(0);
-    let highest_stable = states.iter().map(|(_, e)| e.stable).max().unwrap_or(0);
-    let (cut, keep_below, side) = match trim {
+) -> Result<SideCut, PlanError> {
+    let members: Vec<(&ServerId, &FlushState)> = servers.iter().map(|m| (m, &states[m])).collect();
+    let lowest = members.iter().map(|(_, s)| s.received).min().unwrap_or(0);
+    let highest_delivered = members.iter().map(|(_, s)| s.delivered).max().unwrap_or(0);
+    let highest_stable = members.iter().map(|(_, s)| s.stable).max().unwrap_or(0);
+    let (cut, keep_below) = match trim {
         Some(t)
             if t.cut >= highest_delivered && t.cut <= lowest && t.keep_below >= highest_stable =>
         {
-            (t.cut, t.keep_below, t.keep_from.clone())
+            (t.cut, t.keep_below)
         }
-        _ => (lowest, highest_stable, servers.to_vec()),
+        _ => (lowest, highest_stable),
     };
-    if let Some((m, e)) = states.iter().find(|(_, e)| e.delivered > cut) {
-        return Err(out_of_range(m, e, cut));
+    if let Some((m, s)) = members.iter().find(|(_, s)| s.delivered > cut) {
+        return Err(out_of_range(m, s, cut));
     }
-    let Some((_, base)) = states.iter().max_by_key(|(_, e)| e.delivered) else {
-        return Ok((
+    let Some((_, base)) = members.iter().max_by_key(|(_, s)| s.delivered) else {
+        return Ok(SideCut {
             cut,
             keep_below,
-            side,
-            GroupTable::default(),
-            BTreeMap::new(),
-        ));
+            table: GroupTable::default(),
+            marks: BTreeMap::new(),
+        });
     };
     let mut table = base.table.clone();
     for (seq, op) in &base.membership {
-        if *seq > base.delivered && *seq <= cut && kept_at_cut(*seq, &op.origin, keep_below, &side)
+        if *seq > base.delivered
+            && *seq <= cut
+            && kept_at_cut(*seq, &op.origin, keep_below, servers)
         {
             table.apply(&op.kind);
         }
@@ -237,12 +180,17 @@ fn side_cut(
     let upto = usize::try_from(cut - base.delivered).unwrap_or(usize::MAX);
     for (i, (origin, origin_seq)) in base.held.iter().take(upto).enumerate() {
         let seq = base.delivered + 1 + i as Seq;
-        if kept_at_cut(seq, origin, keep_below, &side) {
+        if kept_at_cut(seq, origin, keep_below, servers) {
             let mark = marks.entry(origin.clone()).or_insert(0);
             *mark = (*mark).max(*origin_seq);
         }
     }
-    Ok((cut, keep_below, side, table, marks))
+    Ok(SideCut {
+        cut,
+        keep_below,
+        table,
+        marks,
+    })
 }
 
 /// The new table: each group's members taken side by side (the proposer's

@@ -190,7 +190,6 @@ fn an_install_from_an_earlier_proposer_is_ignored_after_answering_a_later_one() 
     b.handle(
         Duration::ZERO,
         from_a(PeerMsg::Install {
-            roll: vec![],
             record: Box::new(record),
         }),
     );
@@ -240,7 +239,6 @@ fn install_then_commit_starts_the_view_and_resubmits_pending_ops() {
     b.handle(
         Duration::ZERO,
         from_a(PeerMsg::Install {
-            roll: vec![],
             record: Box::new(record),
         }),
     );
@@ -250,6 +248,16 @@ fn install_then_commit_starts_the_view_and_resubmits_pending_ops() {
         matches!(sent.last(), Some((to, PeerMsg::InstallAck { view: v })) if to == "a" && *v == view.id),
         "{sent:?}"
     );
+    // Held, not applied, until the commit [rule 17]: no cut delivered, no
+    // view entered.
+    assert!(
+        !effects.iter().any(|e| matches!(
+            e,
+            Effect::Installed { .. } | Effect::ViewStarted { .. } | Effect::Deliver { .. }
+        )),
+        "{effects:?}"
+    );
+    assert_eq!(b.view().id, solo("b"));
     b.handle(Duration::ZERO, Input::EndOfTurn);
     assert!(
         sends(&b.take_effects()).is_empty(),
@@ -264,6 +272,11 @@ fn install_then_commit_starts_the_view_and_resubmits_pending_ops() {
     b.handle(Duration::ZERO, Input::EndOfTurn);
     let effects = b.take_effects();
     assert!(effects.contains(&Effect::ViewStarted { view: view.clone() }));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Installed { .. }))
+    );
     let submits: Vec<_> = sends(&effects)
         .into_iter()
         .filter(|(_, m)| matches!(m, PeerMsg::Submit { .. }))
@@ -408,7 +421,7 @@ fn state(
     current: ViewId,
     delivered: u64,
     received: u64,
-    records: Vec<InstallRecord>,
+    holds: Option<InstallRecord>,
 ) -> FlushState {
     FlushState {
         proposal: ViewId {
@@ -416,7 +429,7 @@ fn state(
             proposer: id("a"),
         },
         current,
-        records,
+        holds,
         delivered,
         received,
         stable: 0,
@@ -428,10 +441,14 @@ fn state(
 }
 
 #[test]
-fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
-    // Scenario 1: the proposer of X (epoch 5) installed it at b only, then
-    // died; c is still in V. The next proposal must take c through X with
-    // X's cut, not give V a second, different cut.
+fn plan_reuses_a_held_installs_cut_and_keeps_doubtful_ops_of_its_side_only() {
+    // Scenario 1: the proposer a of X (epoch 5) sent its install to b only,
+    // then died; b holds X uncommitted, c never got it, both still last
+    // started V. The next proposal gives both X's cut of V (where X may have
+    // committed, that cut was delivered), and above X's stable point keeps
+    // only b's and c's ops: a, on X's side, may have gone elsewhere without
+    // X, and an op in doubt is delivered only where its origin goes [rules
+    // 14a, 14b].
     let v = ViewId {
         epoch: 4,
         proposer: id("a"),
@@ -454,8 +471,8 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
                     Source {
                         from: v.clone(),
                         cut: 6,
-                        keep_below: 0,
-                        keep_from: vec![],
+                        keep_below: 2,
+                        keep_from: vec![id("a"), id("b"), id("c")],
                     },
                 )
             })
@@ -471,31 +488,22 @@ fn plan_rolls_a_member_that_missed_an_install_forward_through_it() {
         members: vec![id("b"), id("c")],
     };
     let states: BTreeMap<_, _> = [
-        (id("b"), state(x.id.clone(), 0, 0, vec![record.clone()])),
-        (id("c"), state(v.clone(), 4, 8, vec![])),
+        (id("b"), state(v.clone(), 2, 8, Some(record))),
+        (id("c"), state(v.clone(), 2, 8, None)),
     ]
     .into();
-    let plan = plan::plan(&next, &states).unwrap();
-    assert_eq!(plan.roll[&id("c")], vec![record]);
-    assert!(plan.roll[&id("b")].is_empty());
-    assert_eq!(
-        plan.record.sources[&id("c")],
-        Source {
-            from: x.id.clone(),
-            cut: 0,
-            keep_below: 0,
-            keep_from: vec![id("b"), id("c")],
-        }
-    );
-    assert_eq!(
-        plan.record.sources[&id("b")],
-        Source {
-            from: x.id,
-            cut: 0,
-            keep_below: 0,
-            keep_from: vec![id("b"), id("c")],
-        }
-    );
+    let planned = plan::plan(&next, &states).unwrap();
+    for m in ["b", "c"] {
+        assert_eq!(
+            planned.sources[&id(m)],
+            Source {
+                from: v.clone(),
+                cut: 6,
+                keep_below: 2,
+                keep_from: vec![id("b"), id("c")],
+            }
+        );
+    }
 }
 
 #[test]
@@ -512,13 +520,13 @@ fn plan_cuts_each_side_at_its_lowest_received() {
         members: vec![id("b"), id("c")],
     };
     let states: BTreeMap<_, _> = [
-        (id("b"), state(v.clone(), 3, 10, vec![])),
-        (id("c"), state(v.clone(), 5, 7, vec![])),
+        (id("b"), state(v.clone(), 3, 10, None)),
+        (id("c"), state(v.clone(), 5, 7, None)),
     ]
     .into();
     let plan = plan::plan(&next, &states).unwrap();
     assert_eq!(
-        plan.record.sources[&id("b")],
+        plan.sources[&id("b")],
         Source {
             from: v.clone(),
             cut: 7,
@@ -527,7 +535,7 @@ fn plan_cuts_each_side_at_its_lowest_received() {
         }
     );
     assert_eq!(
-        plan.record.sources[&id("c")],
+        plan.sources[&id("c")],
         Source {
             from: v,
             cut: 7,
@@ -581,12 +589,12 @@ fn plan_never_lets_a_gid_go_back_after_a_merge() {
         },
         members: vec![id("b"), id("c")],
     };
-    let mut sb = state(va, 0, 0, vec![]);
+    let mut sb = state(va, 0, 0, None);
     sb.table = side_a;
-    let mut sc = state(vc, 0, 0, vec![]);
+    let mut sc = state(vc, 0, 0, None);
     sc.table = side_c;
     let plan = plan::plan(&next, &[(id("b"), sb), (id("c"), sc)].into()).unwrap();
-    let g = plan.record.table.get("g").unwrap();
+    let g = plan.table.get("g").unwrap();
     assert_eq!(g.gid, 33);
     assert_eq!(g.members, vec![member("b"), member("c")]);
 }

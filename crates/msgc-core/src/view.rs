@@ -1,8 +1,11 @@
 //! The view change [rules 10-18]: the lowest server of a component proposes;
 //! members wedge and report their state; the proposer computes the install
-//! ([`crate::plan`]); members roll forward, deliver their side's cut, announce
-//! group changes and ack; once every member acked, the proposer commits and
-//! the view starts.
+//! ([`crate::plan`]); members hold the install and ack; once every member
+//! acked, the proposer commits: each member then rolls forward, delivers its
+//! side's cut, announces group changes, and starts the view. Nothing is
+//! delivered from an install before its commit, so a proposer or member cut
+//! off mid-install cannot deliver, alone, ops in doubt that their origins'
+//! sides drop [rules 14b, 17].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,7 +28,7 @@ pub(crate) struct Proposal {
 pub(crate) enum Stage {
     /// Waiting for every member's flush state.
     Collecting,
-    /// Installed here; waiting for every other member's ack.
+    /// Install held here; waiting for every other member's ack.
     Acking(BTreeSet<ServerId>),
     /// Refused or broken; retried from a later tick.
     Failed,
@@ -114,9 +117,13 @@ impl Core {
         if !self.is_active() || self.view_broken || component != self.view.members.as_slice() {
             return true;
         }
+        // A member whose row still shows the answer to this view's proposal
+        // has its commit on the way.
         component.iter().filter(|m| **m != self.me).any(|m| {
-            self.row_of(m)
-                .is_none_or(|row| row.view != self.view.id || row.answered.is_some())
+            self.row_of(m).is_none_or(|row| {
+                let in_view = row.view == self.view.id && row.answered.is_none();
+                !in_view && row.answered.as_ref() != Some(&self.view.id)
+            })
         })
     }
 
@@ -163,7 +170,7 @@ impl Core {
         FlushState {
             proposal: proposal.clone(),
             current: self.view.id.clone(),
-            records: self.records.clone(),
+            holds: self.holds.clone(),
             delivered,
             received: self.order.received(),
             stable: self.order.stable,
@@ -239,8 +246,8 @@ impl Core {
         if p.stage != Stage::Collecting || p.states.len() < p.view.members.len() {
             return;
         }
-        let plan = match crate::plan::plan(&p.view, &p.states) {
-            Ok(plan) => plan,
+        let record = match crate::plan::plan(&p.view, &p.states) {
+            Ok(record) => record,
             Err(e) => {
                 tracing::error!(me = ?self.me, error = %e, "cannot combine flush states");
                 if let Some(p) = &mut self.proposal {
@@ -254,8 +261,7 @@ impl Core {
         let me = self.me.clone();
         for m in view.members.iter().filter(|m| **m != me) {
             let install = PeerMsg::Install {
-                roll: plan.roll.get(m).cloned().unwrap_or_default(),
-                record: Box::new(plan.record.clone()),
+                record: Box::new(record.clone()),
             };
             self.send(&m.name, install);
         }
@@ -263,17 +269,11 @@ impl Core {
             p.stage = Stage::Acking(BTreeSet::new());
             p.since = self.now;
         }
-        let own = plan.roll.get(&self.me).cloned().unwrap_or_default();
-        self.apply_install(own, plan.record);
+        self.holds = Some(record);
         self.check_acked();
     }
 
-    pub(crate) fn on_install(
-        &mut self,
-        from: &ServerId,
-        roll: Vec<InstallRecord>,
-        record: InstallRecord,
-    ) {
+    pub(crate) fn on_install(&mut self, from: &ServerId, record: InstallRecord) {
         let expected = self
             .answered
             .as_ref()
@@ -282,20 +282,22 @@ impl Core {
             return; // Not the proposal this server last answered [rule 16].
         }
         let view = record.view.id.clone();
-        self.apply_install(roll, record);
+        // Held, not applied, until the commit [rule 17].
+        self.holds = Some(record);
         self.send(&from.name, PeerMsg::InstallAck { view });
     }
 
-    fn apply_install(&mut self, roll: Vec<InstallRecord>, record: InstallRecord) {
-        for r in roll.into_iter().chain([record]) {
-            self.enter(r);
+    /// Enters the held install and starts the view.
+    fn apply_held_install(&mut self) {
+        if let Some(record) = self.holds.take() {
+            self.enter(record);
         }
         self.answered = None;
-        self.update_row();
+        self.start_view();
     }
 
-    /// Leaves the current view at its cut and enters `record`'s view,
-    /// unstarted [rule 16].
+    /// Leaves the current view at its cut and enters `record`'s view (the
+    /// caller starts it) [rule 16].
     pub(crate) fn enter(&mut self, record: InstallRecord) {
         let Some(source) = record.sources.get(&self.me).cloned() else {
             tracing::error!(me = ?self.me, view = ?record.view.id, "install without a source for me");
@@ -316,9 +318,8 @@ impl Core {
         self.view = record.view.clone();
         self.started = false;
         self.effects.push(Effect::Installed {
-            record: Box::new(record.clone()),
+            record: Box::new(record),
         });
-        self.records.push(record);
         let (view, me) = (self.view.clone(), self.me.clone());
         self.order.start(&view, &me);
     }
@@ -457,7 +458,8 @@ impl Core {
         let Stage::Acking(acked) = &p.stage else {
             return;
         };
-        if acked.len() + 1 < p.view.members.len() || self.view.id != p.view.id {
+        let held = self.holds.as_ref().is_some_and(|r| r.view.id == p.view.id);
+        if acked.len() + 1 < p.view.members.len() || !held {
             return;
         }
         let view = p.view.clone();
@@ -471,19 +473,26 @@ impl Core {
                 },
             );
         }
-        self.start_view();
+        self.apply_held_install();
     }
 
+    /// The commit of the install held for the proposal this server last
+    /// answered (a commit of an earlier one, after answering a later
+    /// proposal, is ignored: that proposal's plan rolls through it).
     pub(crate) fn on_commit(&mut self, from: &ServerId, view: &ViewId) {
-        if self.view.id == *view && !self.started && self.view.coordinator() == from {
-            self.start_view();
+        let answered = self
+            .answered
+            .as_ref()
+            .is_some_and(|(id, proposer)| id == view && proposer == from);
+        let held = self.holds.as_ref().is_some_and(|r| r.view.id == *view);
+        if answered && held {
+            self.apply_held_install();
         }
     }
 
     fn start_view(&mut self) {
         self.started = true;
         self.view_broken = false;
-        self.records.clear();
         let (view, me) = (self.view.clone(), self.me.clone());
         self.order.start(&view, &me);
         self.resubmit_pending();

@@ -35,20 +35,17 @@ pub(crate) fn describe_msg(msg: &PeerMsg) -> Option<String> {
         } => format!("Progress {view:?} {received} stable {stable}"),
         PeerMsg::Propose { view } => format!("Propose {:?} {:?}", view.id, view.members),
         PeerMsg::Flush(f) => format!(
-            "Flush {:?} from {:?} d={} r={} records={}",
+            "Flush {:?} from {:?} d={} r={} holds={:?}",
             f.proposal,
             f.current,
             f.delivered,
             f.received,
-            f.records.len()
+            f.holds.as_ref().map(|r| &r.view.id)
         ),
         PeerMsg::Refuse { proposal, known } => format!("Refuse {proposal:?} known {known:?}"),
-        PeerMsg::Install { roll, record } => format!(
-            "Install {:?} roll {:?} sources {:?}",
-            record.view.id,
-            roll.iter().map(|r| &r.view.id).collect::<Vec<_>>(),
-            record.sources
-        ),
+        PeerMsg::Install { record } => {
+            format!("Install {:?} sources {:?}", record.view.id, record.sources)
+        }
         PeerMsg::InstallAck { view } => format!("InstallAck {view:?}"),
         PeerMsg::Commit { view } => format!("Commit {view:?}"),
     })

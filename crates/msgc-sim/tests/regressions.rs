@@ -88,3 +88,38 @@ fn a_session_that_joined_after_a_probe_is_not_owed_it() {
 fn a_probe_waits_for_a_window_permit() {
     pinned(6969, FaultClass::Mixed, 4, false);
 }
+
+/// A proposer cut off right after sending its install (seed 2348: `a` of
+/// v16; seed 6379 likewise) had applied it at once and, alone, rolled
+/// forward through it into a view of its own: it delivered another
+/// server's op in doubt at the old view's cut, which that server's side
+/// dropped and resubmitted, so one op was delivered in two views and out
+/// of agreed order. An install is now held until its commit, and nothing
+/// is rolled forward: a held install delivered nothing [rules 14b, 17].
+#[test]
+fn an_install_delivers_nothing_before_its_commit() {
+    pinned(2348, FaultClass::Cascade, 9, false);
+    pinned(6379, FaultClass::Mixed, 7, false);
+    pinned(17918, FaultClass::Cascade, 8, false);
+}
+
+/// A side reusing another side's published trim also reused its kept
+/// origins, which did not include the side's own servers: `b` dropped its
+/// own op at the cut (above the trim's stable point) while the other side
+/// delivered it (below its own, higher stable point), and `b` resubmitted
+/// it (one op, two views). A cut keeps above its stable point the ops of
+/// its own side's servers, always [rule 14a].
+#[test]
+fn a_side_always_keeps_its_own_ops_at_its_cut() {
+    pinned(10599, FaultClass::Mixed, 8, false);
+    pinned(18245, FaultClass::Partition, 6, false);
+}
+
+/// Found while moving to held installs: a member rolled through a held
+/// install with a wider origin filter than the install's own plan used,
+/// so it delivered a join the install's table did not have, and two group
+/// views of g0 carried gid 34 at one server.
+#[test]
+fn a_gid_names_one_member_list() {
+    pinned(4066, FaultClass::Crash, 3, false);
+}

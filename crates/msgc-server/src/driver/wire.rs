@@ -163,10 +163,6 @@ impl Names {
             .collect()
     }
 
-    fn records(&self, records: Vec<pb::InstallRecord>) -> Result<Vec<InstallRecord>, WireError> {
-        records.into_iter().map(|r| self.record(Some(r))).collect()
-    }
-
     fn row(&self, row: pb::Row) -> Result<Row, WireError> {
         Ok(Row {
             server: self.server(row.server)?,
@@ -232,7 +228,7 @@ impl Names {
         Ok(FlushState {
             proposal: self.view_id(f.proposal)?,
             current: self.view_id(f.current)?,
-            records: self.records(f.records)?,
+            holds: f.holds.map(|r| self.record(Some(*r))).transpose()?,
             delivered: f.delivered,
             received: f.received,
             stable: f.stable,
@@ -283,8 +279,7 @@ impl Names {
                 known: self.view_id(r.known)?,
             },
             Kind::Install(i) => PeerMsg::Install {
-                roll: self.records(i.roll)?,
-                record: Box::new(self.record(i.record)?),
+                record: Box::new(self.record(i.record.map(|r| *r))?),
             },
             Kind::InstallAck(a) => PeerMsg::InstallAck {
                 view: self.view_id(a.view)?,
@@ -479,7 +474,7 @@ fn flush_to_wire(f: FlushState) -> pb::FlushState {
     pb::FlushState {
         proposal: Some(view_id_to_wire(&f.proposal)),
         current: Some(view_id_to_wire(&f.current)),
-        records: f.records.into_iter().map(record_to_wire).collect(),
+        holds: f.holds.map(|r| Box::new(record_to_wire(r))),
         delivered: f.delivered,
         received: f.received,
         stable: f.stable,
@@ -544,9 +539,8 @@ pub fn encode(msg: PeerMsg) -> pb::PeerMessage {
             proposal: Some(view_id_to_wire(&proposal)),
             known: Some(view_id_to_wire(&known)),
         }),
-        PeerMsg::Install { roll, record } => Kind::Install(pb::Install {
-            roll: roll.into_iter().map(record_to_wire).collect(),
-            record: Some(record_to_wire(*record)),
+        PeerMsg::Install { record } => Kind::Install(pb::Install {
+            record: Some(Box::new(record_to_wire(*record))),
         }),
         PeerMsg::InstallAck { view } => Kind::InstallAck(pb::InstallAck {
             view: Some(view_id_to_wire(&view)),
@@ -861,7 +855,7 @@ mod tests {
             PeerMsg::Flush(Box::new(FlushState {
                 proposal: vid(6),
                 current: vid(5),
-                records: vec![record(5)],
+                holds: Some(record(5)),
                 delivered: 3,
                 received: 8,
                 stable: 2,
@@ -880,7 +874,6 @@ mod tests {
                 known: vid(8),
             },
             PeerMsg::Install {
-                roll: vec![record(4)],
                 record: Box::new(record(5)),
             },
             PeerMsg::InstallAck { view: vid(5) },
