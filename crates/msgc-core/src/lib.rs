@@ -26,6 +26,7 @@ pub mod op;
 mod order;
 pub mod plan;
 mod sessions;
+mod transfer;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

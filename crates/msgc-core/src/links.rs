@@ -136,6 +136,20 @@ impl Core {
             PeerMsg::Flush(state) => self.on_flush(from, *state),
             PeerMsg::Refuse { proposal, known } => self.on_refuse(from, &proposal, known),
             PeerMsg::Install { record } => self.on_install(from, *record),
+            PeerMsg::Fetch {
+                proposal,
+                view,
+                lagger,
+                after,
+                upto,
+            } => self.on_fetch(from, &proposal, &view, lagger, (after, upto)),
+            PeerMsg::Transfer {
+                proposal,
+                view,
+                after,
+                upto,
+                ops,
+            } => self.on_transfer(&proposal, &view, (after, upto), ops),
             PeerMsg::InstallAck { view } => self.on_install_ack(from, &view),
             PeerMsg::Commit { view } => self.on_commit(from, &view),
         }
@@ -272,10 +286,20 @@ impl Core {
     /// server is placed greedily in name order [rule 9]. Sorted by name.
     pub(crate) fn component(&self) -> Vec<ServerId> {
         let mut rows: Vec<&Row> = self.rows.values().collect();
-        // Best connected first (then by name): a server that lost links
-        // (a paused or cut-off one) is the one left out, not a peer of it.
+        // Best connected first: a server that lost links (a paused or
+        // cut-off one) is the one left out, not a peer of it. Among equals,
+        // one whose current view more servers share first (then by name):
+        // while a returning server's links come up one by one, the servers
+        // that stayed together stay together, and the newcomer waits.
         let degree = |r: &Row| rows_degree(&self.rows, r, |u, v| self.connected(u, v));
-        rows.sort_by_cached_key(|r| (std::cmp::Reverse(degree(r)), r.server.name.clone()));
+        let view_mates = |r: &Row| self.rows.values().filter(|o| o.view == r.view).count();
+        rows.sort_by_cached_key(|r| {
+            (
+                std::cmp::Reverse(degree(r)),
+                std::cmp::Reverse(view_mates(r)),
+                r.server.name.clone(),
+            )
+        });
         let mut placed: BTreeSet<usize> = BTreeSet::new();
         for start in 0..rows.len() {
             if placed.contains(&start) {

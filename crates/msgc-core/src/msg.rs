@@ -161,6 +161,34 @@ pub enum PeerMsg {
         /// The new view.
         record: Box<InstallRecord>,
     },
+    /// Proposer -> a member holding them: send ops `(after, upto]` of `view`
+    /// to `lagger`, which lacks them, so their side can take the cut an
+    /// install held there gave that view [rule 14c].
+    Fetch {
+        /// The proposal being formed.
+        proposal: ViewId,
+        /// The view the ops are of (the holder's current view).
+        view: ViewId,
+        /// Who lacks them.
+        lagger: ServerId,
+        /// The lagger holds `1..=after`.
+        after: Seq,
+        /// It needs up to here.
+        upto: Seq,
+    },
+    /// Holder -> lagger: one chunk of those ops, the first at `after + 1`.
+    Transfer {
+        /// The proposal being formed.
+        proposal: ViewId,
+        /// The view the ops are of.
+        view: ViewId,
+        /// The lagger holds `1..=after` before this chunk.
+        after: Seq,
+        /// The transfer ends here.
+        upto: Seq,
+        /// The ops, in order.
+        ops: Vec<Op>,
+    },
     /// Member -> proposer: the install is held.
     InstallAck {
         /// The view.
@@ -178,7 +206,9 @@ impl PeerMsg {
     /// Bytes this message weighs in a peer queue (roughly its encoded size).
     pub fn weight(&self) -> usize {
         match self {
-            PeerMsg::Submit { ops, .. } | PeerMsg::Sequenced { ops, .. } => {
+            PeerMsg::Submit { ops, .. }
+            | PeerMsg::Sequenced { ops, .. }
+            | PeerMsg::Transfer { ops, .. } => {
                 32 + ops.iter().map(|o| o.kind.weight()).sum::<usize>()
             }
             PeerMsg::Rows(rows) => rows.iter().map(|r| 48 + 24 * r.links.len()).sum(),

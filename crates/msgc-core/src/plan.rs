@@ -102,19 +102,19 @@ fn out_of_range(member: &ServerId, state: &FlushState, cut: Seq) -> PlanError {
     }
 }
 
-/// The cut (and origin-filter boundary) an install some member holds
-/// already gave `side` (the highest such install's): members leaving that
-/// view reuse it where they can, so a cut that may have been delivered
-/// (where that install committed) is the cut of everyone leaving the view
-/// (Derecho: a new leader reuses its predecessor's trim). Which origins it
-/// keeps above the boundary is always the plan's own side [rule 14b].
+/// The highest cut (and its origin-filter boundary) any install a member
+/// holds gave `side`: where that install committed, that cut was delivered,
+/// so everyone leaving the view takes it (Derecho: a new leader reuses its
+/// predecessor's trim), and a lower one would drop, and have its own side
+/// resubmit, ops delivered there. Which origins a cut keeps above the
+/// boundary is always the plan's own side [rule 14b].
 fn published_trim<'r>(
     side: &ViewId,
     held: &BTreeMap<&ViewId, &'r InstallRecord>,
 ) -> Option<&'r Source> {
     held.values()
-        .rev()
-        .find_map(|r| r.sources.values().find(|s| s.from == *side))
+        .filter_map(|r| r.sources.values().find(|s| s.from == *side))
+        .max_by_key(|s| (s.cut, s.keep_below))
 }
 
 /// Whether a side delivers the op at `seq` from `origin` at its cut: below
@@ -123,6 +123,87 @@ fn published_trim<'r>(
 /// doubt is delivered by its origin's side alone [rule 14a].
 pub fn kept_at_cut(seq: Seq, origin: &ServerId, keep_below: Seq, side: &[ServerId]) -> bool {
     seq <= keep_below || side.contains(origin)
+}
+
+/// Ops one member sends another before a plan is made [rule 14c].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// A member of the side that holds them.
+    pub holder: ServerId,
+    /// A member of the side that lacks them.
+    pub lagger: ServerId,
+    /// The view they are of (the side's).
+    pub view: ViewId,
+    /// The lagger holds `1..=after`.
+    pub after: Seq,
+    /// Up to the cut the held install gave the view.
+    pub upto: Seq,
+}
+
+/// What a side's members reported, for choosing its cut.
+struct SideReport {
+    lowest_received: Seq,
+    highest_delivered: Seq,
+    highest_stable: Seq,
+}
+
+impl SideReport {
+    fn of(servers: &[ServerId], states: &BTreeMap<ServerId, FlushState>) -> Self {
+        let of = |f: fn(&FlushState) -> Seq| servers.iter().map(move |m| f(&states[m]));
+        SideReport {
+            lowest_received: of(|s| s.received).min().unwrap_or(0),
+            highest_delivered: of(|s| s.delivered).max().unwrap_or(0),
+            highest_stable: of(|s| s.stable).max().unwrap_or(0),
+        }
+    }
+
+    /// A published trim the side may reuse once every member holds ops up
+    /// to it: nobody delivered past it.
+    fn may_reuse(&self, t: &Source) -> bool {
+        t.cut >= self.highest_delivered
+    }
+}
+
+/// The transfers that let every side take the cut an install held by one
+/// of its members already gave its view, where some members hold fewer ops
+/// than that cut: each gets the rest from a member of its side that holds
+/// them. Where that install committed elsewhere, its cut was delivered; a
+/// side that took a lower one would drop, and resubmit, ops of its own
+/// servers that were delivered there (one op, two views). [JG FLUSH and
+/// Totem recovery: missing messages are retransmitted before the new view]
+pub fn transfers(view: &View, states: &BTreeMap<ServerId, FlushState>) -> Vec<Transfer> {
+    let held: BTreeMap<&ViewId, &InstallRecord> = states
+        .values()
+        .filter_map(|s| s.holds.as_ref())
+        .map(|r| (&r.view.id, r))
+        .collect();
+    let mut sides: BTreeMap<&ViewId, Vec<ServerId>> = BTreeMap::new();
+    for m in view.members.iter().filter(|m| states.contains_key(*m)) {
+        sides.entry(&states[m].current).or_default().push(m.clone());
+    }
+    let mut out = Vec::new();
+    for (side, servers) in sides {
+        let Some(t) = published_trim(side, &held) else {
+            continue;
+        };
+        let report = SideReport::of(&servers, states);
+        if report.lowest_received >= t.cut || !report.may_reuse(t) {
+            continue;
+        }
+        let Some(holder) = servers.iter().find(|m| states[*m].received >= t.cut) else {
+            continue;
+        };
+        for lagger in servers.iter().filter(|m| states[*m].received < t.cut) {
+            out.push(Transfer {
+                holder: holder.clone(),
+                lagger: lagger.clone(),
+                view: side.clone(),
+                after: states[lagger].received,
+                upto: t.cut,
+            });
+        }
+    }
+    out
 }
 
 /// One side's cut of the view it leaves.
@@ -145,16 +226,14 @@ fn side_cut(
     trim: Option<&Source>,
 ) -> Result<SideCut, PlanError> {
     let members: Vec<(&ServerId, &FlushState)> = servers.iter().map(|m| (m, &states[m])).collect();
-    let lowest = members.iter().map(|(_, s)| s.received).min().unwrap_or(0);
-    let highest_delivered = members.iter().map(|(_, s)| s.delivered).max().unwrap_or(0);
-    let highest_stable = members.iter().map(|(_, s)| s.stable).max().unwrap_or(0);
+    let report = SideReport::of(servers, states);
     let (cut, keep_below) = match trim {
-        Some(t)
-            if t.cut >= highest_delivered && t.cut <= lowest && t.keep_below >= highest_stable =>
-        {
-            (t.cut, t.keep_below)
+        // Ops up to either stable point were held by every member of the
+        // view, so keeping all of them is right whoever knew it.
+        Some(t) if t.cut <= report.lowest_received && report.may_reuse(t) => {
+            (t.cut, t.keep_below.max(report.highest_stable))
         }
-        _ => (lowest, highest_stable),
+        _ => (report.lowest_received, report.highest_stable),
     };
     if let Some((m, s)) = members.iter().find(|(_, s)| s.delivered > cut) {
         return Err(out_of_range(m, s, cut));

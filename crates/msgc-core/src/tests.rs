@@ -630,3 +630,71 @@ fn flush_and_install_frames_carry_no_payloads() {
     };
     assert_eq!((f.received, f.membership.len()), (50, 0));
 }
+
+#[test]
+fn a_member_short_of_a_held_installs_cut_gets_the_ops_first() {
+    // b holds X's install, which gave V the cut 9 (where X committed, that
+    // cut was delivered); c, also leaving V, holds only up to 6. The plan
+    // must first have b send c ops 7..=9 [rule 14c]; until then the side
+    // could only take 6 and would drop ops delivered where X committed.
+    let v = ViewId {
+        epoch: 4,
+        proposer: id("a"),
+    };
+    let x = View {
+        id: ViewId {
+            epoch: 5,
+            proposer: id("a"),
+        },
+        members: vec![id("a"), id("b")],
+    };
+    let source = Source {
+        from: v.clone(),
+        cut: 9,
+        keep_below: 4,
+        keep_from: vec![id("a"), id("b")],
+    };
+    let record = InstallRecord {
+        sources: x
+            .members
+            .iter()
+            .map(|m| (m.clone(), source.clone()))
+            .collect(),
+        view: x,
+        table: GroupTable::default(),
+        high_water: BTreeMap::new(),
+    };
+    let next = View {
+        id: ViewId {
+            epoch: 9,
+            proposer: id("b"),
+        },
+        members: vec![id("b"), id("c")],
+    };
+    let mut states: BTreeMap<_, _> = [
+        (id("b"), state(v.clone(), 4, 9, Some(record))),
+        (id("c"), state(v.clone(), 4, 6, None)),
+    ]
+    .into();
+    assert_eq!(
+        plan::transfers(&next, &states),
+        vec![plan::Transfer {
+            holder: id("b"),
+            lagger: id("c"),
+            view: v.clone(),
+            after: 6,
+            upto: 9,
+        }]
+    );
+    assert_eq!(plan::plan(&next, &states).unwrap().sources[&id("c")].cut, 6);
+    states.get_mut(&id("c")).unwrap().received = 9;
+    assert!(plan::transfers(&next, &states).is_empty());
+    let planned = plan::plan(&next, &states).unwrap();
+    assert_eq!(
+        (
+            planned.sources[&id("c")].cut,
+            planned.sources[&id("c")].keep_below
+        ),
+        (9, 4)
+    );
+}

@@ -21,6 +21,10 @@ pub(crate) struct Proposal {
     pub states: BTreeMap<ServerId, FlushState>,
     pub stage: Stage,
     pub since: crate::Time,
+    /// Op transfers were asked for (once per proposal) [rule 14c].
+    pub transfers_asked: bool,
+    /// Members that get ops before answering again.
+    pub awaiting: BTreeSet<ServerId>,
 }
 
 /// Where a proposal stands.
@@ -152,12 +156,14 @@ impl Core {
             view,
             stage: Stage::Collecting,
             since: self.now,
+            transfers_asked: false,
+            awaiting: BTreeSet::new(),
         });
         self.check_collected();
     }
 
     /// What this server reports to a proposer [rule 12].
-    fn flush_state(&self, proposal: &ViewId) -> FlushState {
+    pub(crate) fn flush_state(&self, proposal: &ViewId) -> FlushState {
         let delivered = self.order.delivered;
         let membership: Vec<(u64, Op)> = self
             .order
@@ -237,15 +243,33 @@ impl Core {
             return;
         }
         p.states.insert(from.clone(), state);
+        p.awaiting.remove(from);
         self.check_collected();
     }
 
     /// Once every member answered: compute, install here, send installs.
     fn check_collected(&mut self) {
         let Some(p) = &self.proposal else { return };
-        if p.stage != Stage::Collecting || p.states.len() < p.view.members.len() {
+        if p.stage != Stage::Collecting
+            || p.states.len() < p.view.members.len()
+            || !p.awaiting.is_empty()
+        {
             return;
         }
+        if !p.transfers_asked {
+            let transfers = crate::plan::transfers(&p.view, &p.states);
+            let id = p.view.id.clone();
+            if let Some(p) = &mut self.proposal {
+                p.transfers_asked = true;
+                p.awaiting = transfers.iter().map(|t| t.lagger.clone()).collect();
+                p.since = self.now;
+            }
+            if !transfers.is_empty() {
+                self.start_transfers(&id, transfers);
+                return;
+            }
+        }
+        let Some(p) = &self.proposal else { return };
         let record = match crate::plan::plan(&p.view, &p.states) {
             Ok(record) => record,
             Err(e) => {
@@ -516,10 +540,20 @@ impl Core {
     /// Proposer: drop links of members that did not answer or ack in time
     /// [rule 18].
     pub(crate) fn check_proposal(&mut self) {
-        let Some(p) = &self.proposal else { return };
+        let Some(p) = &mut self.proposal else { return };
         if self.now.saturating_sub(p.since) < self.cfg.proposal_timeout {
             return;
         }
+        if p.stage == Stage::Collecting && !p.awaiting.is_empty() {
+            // A transfer did not arrive in time: plan without it (the side
+            // takes its own lower cut) [rule 14c].
+            tracing::warn!(me = ?self.me, awaiting = ?p.awaiting, "op transfer timed out");
+            p.awaiting.clear();
+            p.since = self.now;
+            self.check_collected();
+            return;
+        }
+        let Some(p) = &self.proposal else { return };
         let silent: Vec<ServerId> = match &p.stage {
             Stage::Collecting => p
                 .view

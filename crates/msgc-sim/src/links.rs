@@ -46,6 +46,24 @@ pub(crate) fn describe_msg(msg: &PeerMsg) -> Option<String> {
         PeerMsg::Install { record } => {
             format!("Install {:?} sources {:?}", record.view.id, record.sources)
         }
+        PeerMsg::Fetch {
+            proposal,
+            lagger,
+            after,
+            upto,
+            ..
+        } => format!("Fetch {proposal:?} for {lagger:?} ({after}, {upto}]"),
+        PeerMsg::Transfer {
+            proposal,
+            after,
+            upto,
+            ops,
+            ..
+        } => format!(
+            "Transfer {proposal:?} {}+{} of {upto}",
+            after + 1,
+            ops.len()
+        ),
         PeerMsg::InstallAck { view } => format!("InstallAck {view:?}"),
         PeerMsg::Commit { view } => format!("Commit {view:?}"),
     })

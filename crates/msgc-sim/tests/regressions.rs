@@ -123,3 +123,14 @@ fn a_side_always_keeps_its_own_ops_at_its_cut() {
 fn a_gid_names_one_member_list() {
     pinned(4066, FaultClass::Crash, 3, false);
 }
+
+/// v14@a committed at `a` and `f` (they delivered v13 up to 174) but its
+/// commit never reached `e`; `e` then joined `b`, which held only up to
+/// 135 of v13, so their side cut v13 at 135 and `e` resubmitted its own op
+/// at 151 that `a` and `f` had delivered (one op, two views). The plan now
+/// has `e` send `b` the ops up to the held install's cut first, and takes
+/// the highest cut any held install gave the view [rule 14c].
+#[test]
+fn a_lagging_member_gets_the_ops_of_a_held_installs_cut() {
+    pinned(20525, FaultClass::Partition, 7, false);
+}

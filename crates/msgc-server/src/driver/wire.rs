@@ -265,6 +265,20 @@ impl Names {
                 stable: s.stable,
                 acked: s.acked,
             },
+            Kind::Fetch(f) => PeerMsg::Fetch {
+                proposal: self.view_id(f.proposal)?,
+                view: self.view_id(f.view)?,
+                lagger: self.server(f.lagger)?,
+                after: f.after,
+                upto: f.upto,
+            },
+            Kind::Transfer(t) => PeerMsg::Transfer {
+                proposal: self.view_id(t.proposal)?,
+                view: self.view_id(t.view)?,
+                after: t.after,
+                upto: t.upto,
+                ops: self.ops(&t.origins, t.ops)?,
+            },
             Kind::Progress(p) => PeerMsg::Progress {
                 view: self.view_id(p.view)?,
                 received: p.received,
@@ -520,6 +534,37 @@ pub fn encode(msg: PeerMsg) -> pb::PeerMessage {
                 ops,
                 stable,
                 acked,
+            })
+        }
+        PeerMsg::Fetch {
+            proposal,
+            view,
+            lagger,
+            after,
+            upto,
+        } => Kind::Fetch(pb::Fetch {
+            proposal: Some(view_id_to_wire(&proposal)),
+            view: Some(view_id_to_wire(&view)),
+            lagger: Some(server_to_wire(&lagger)),
+            after,
+            upto,
+        }),
+        PeerMsg::Transfer {
+            proposal,
+            view,
+            after,
+            upto,
+            ops,
+        } => {
+            let mut origins = Origins::default();
+            let ops = origins.ops(ops);
+            Kind::Transfer(pb::Transfer {
+                proposal: Some(view_id_to_wire(&proposal)),
+                view: Some(view_id_to_wire(&view)),
+                after,
+                upto,
+                origins: origins.into_wire(),
+                ops,
             })
         }
         PeerMsg::Progress {
@@ -875,6 +920,20 @@ mod tests {
             },
             PeerMsg::Install {
                 record: Box::new(record(5)),
+            },
+            PeerMsg::Fetch {
+                proposal: vid(6),
+                view: vid(4),
+                lagger: id("c", 9),
+                after: 3,
+                upto: 9,
+            },
+            PeerMsg::Transfer {
+                proposal: vid(6),
+                view: vid(4),
+                after: 3,
+                upto: 9,
+                ops: ops(),
             },
             PeerMsg::InstallAck { view: vid(5) },
             PeerMsg::Commit { view: vid(5) },
