@@ -128,6 +128,9 @@ pub struct NodeConfig {
     pub dial_tls: Option<ClientTlsFiles>,
     /// `msgc_client { }`.
     pub msgc: MsgcClientConfig,
+    /// `ECCluster_Listener { admin_listen }`: where the admin HTTP listener
+    /// serves Prometheus `/metrics`; `None` (the default) is off.
+    pub admin_listen: Option<std::net::SocketAddr>,
 }
 
 impl NodeConfig {
@@ -357,6 +360,7 @@ fn from_conf(conf: confparse::Config, source: &Source) -> Result<NodeConfig, Con
     let msgc = read_msgc_client(owned("msgc_client"))?;
     let dial_tls = service_kit::listen::dial_tls(&listens, "ECCluster_Listener")
         .map_err(|e| ConfigError::Refused(e.to_string()))?;
+    let admin_listen = service_kit::metrics::read_admin_listen(root, "ECCluster_Listener")?;
     let spool_dir = cluster.dir("spool_dir")?;
     let scope = cluster.scope;
     Ok(NodeConfig {
@@ -385,6 +389,7 @@ fn from_conf(conf: confparse::Config, source: &Source) -> Result<NodeConfig, Con
         listens,
         dial_tls,
         msgc,
+        admin_listen,
         conf: LoadedConf(Arc::new(conf.clone())),
     })
 }

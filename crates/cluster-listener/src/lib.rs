@@ -15,6 +15,7 @@
 //!   and `ec_sc_<sc>` (eccmgr's broadcast / retrieve / unicast / retrieve_node).
 //! * [`cli`]: the `cluster-listener` command line (main.rs is glue).
 //! * [`error`]: every refusal and its gRPC status.
+//! * [`metrics`]: the Prometheus metrics (`eccluster_*`).
 //! * [`server`]: [`serve`], the whole node over bound listeners.
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,7 @@ pub mod error;
 pub mod logfile;
 pub mod logs;
 pub mod membership;
+pub mod metrics;
 pub mod mover;
 pub mod outgoing;
 pub mod puller;

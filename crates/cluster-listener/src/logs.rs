@@ -36,6 +36,7 @@ pub struct LogsService {
     cfg: Arc<NodeConfig>,
     checkpoints: Arc<Checkpoints>,
     stop: CancellationToken,
+    metrics: Arc<crate::metrics::NodeMetrics>,
 }
 
 fn io_error(what: String) -> impl FnOnce(std::io::Error) -> LogError {
@@ -62,7 +63,13 @@ impl LogsService {
             cfg,
             checkpoints,
             stop,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts pulls, records, bytes and errors into `metrics`.
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::NodeMetrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     /// The path of `log`, and the subscriber name (default `master`),
@@ -279,9 +286,32 @@ impl Logs for LogsService {
     type PullStream = PullStream;
 
     async fn pull(&self, request: Request<PullRequest>) -> Result<Response<PullStream>, Status> {
-        let rx = LogsService::pull(self, request.into_inner()).await?;
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
+        let metrics = self.metrics.clone();
+        let rx = match LogsService::pull(self, request.into_inner()).await {
+            Ok(rx) => rx,
+            Err(err) => {
+                metrics.log_pull_errors.inc();
+                return Err(err.into());
+            }
+        };
+        metrics.log_pulls.inc();
+        let stream = futures::stream::unfold(rx, move |mut rx| {
+            let metrics = metrics.clone();
+            async move {
+                let item = rx.recv().await?;
+                match &item {
+                    Ok(batch) => {
+                        metrics.log_records.inc_by(batch.records.len() as u64);
+                        metrics
+                            .log_bytes
+                            .inc_by(prost::Message::encoded_len(batch) as u64);
+                    }
+                    Err(_) => {
+                        metrics.log_pull_errors.inc();
+                    }
+                }
+                Some((item, rx))
+            }
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -290,9 +320,9 @@ impl Logs for LogsService {
         &self,
         request: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        Ok(Response::new(
-            LogsService::commit(self, request.into_inner()).await?,
-        ))
+        let reply = LogsService::commit(self, request.into_inner()).await?;
+        self.metrics.log_commits.inc();
+        Ok(Response::new(reply))
     }
 
     async fn subscribe(

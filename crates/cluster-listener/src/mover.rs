@@ -235,12 +235,22 @@ pub fn default_id(path: &Path) -> String {
 pub struct MoverService {
     ctx: Arc<NodeContext>,
     spool: Arc<Spool>,
+    metrics: Arc<crate::metrics::NodeMetrics>,
 }
 
 impl MoverService {
     /// Receives into `spool`, sends with the membership of `ctx`.
     pub fn new(ctx: Arc<NodeContext>, spool: Arc<Spool>) -> Self {
-        Self { ctx, spool }
+        Self {
+            ctx,
+            spool,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// Counts moves in and out, bytes and errors into `metrics`.
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::NodeMetrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     async fn receive(&self, mut stream: Streaming<MoveChunk>) -> Result<MoveReply, MoveError> {
@@ -357,14 +367,36 @@ impl Mover for MoverService {
         &self,
         request: Request<Streaming<MoveChunk>>,
     ) -> Result<Response<MoveReply>, Status> {
-        Ok(Response::new(self.receive(request.into_inner()).await?))
+        let m = &self.metrics;
+        match self.receive(request.into_inner()).await {
+            Ok(reply) => {
+                if reply.duplicate {
+                    m.move_duplicates.inc();
+                } else {
+                    m.moves_received.inc();
+                    m.move_bytes_received.inc_by(reply.size);
+                }
+                Ok(Response::new(reply))
+            }
+            Err(err) => {
+                m.move_errors.inc();
+                Err(err.into())
+            }
+        }
     }
 
     async fn move_to(
         &self,
         request: Request<MoveToRequest>,
     ) -> Result<Response<MoveToReply>, Status> {
-        let reply = MoverService::move_to(self, request.into_inner()).await?;
+        let reply = MoverService::move_to(self, request.into_inner())
+            .await
+            .inspect_err(|_| {
+                self.metrics.move_send_errors.inc();
+            })?;
+        self.metrics.moves_sent.inc();
+        let size = reply.reply.as_ref().map_or(0, |r| r.size);
+        self.metrics.move_bytes_sent.inc_by(size);
         tracing::info!(address = %reply.address, reply = ?reply.reply, attempts = reply.attempts, "moved");
         Ok(Response::new(reply))
     }

@@ -99,6 +99,13 @@ impl Node {
         let cfg = ctx.cfg.clone();
         let tasks = TaskTracker::new();
         let stop = shutdown.child_token();
+        let (metrics, registry) = crate::metrics::NodeMetrics::new();
+        if let Some(addr) = cfg.admin_listen {
+            let listener = service_kit::metrics::bind(addr)?;
+            let registry = Arc::new(registry);
+            let refresh = service_kit::metrics::no_refresh();
+            service_kit::metrics::spawn(listener, registry, refresh, stop.clone(), &tasks);
+        }
         let (health, routes) = service_kit::grpc::standard_routes(
             proto::ECCLUSTER_DESCRIPTOR_SET,
             &[NODE_HEALTH_NAME],
@@ -151,9 +158,11 @@ impl Node {
         let routes = routes
             .add_service(NodeServer::new(NodeService::new(ctx.clone())))
             .add_service(ConsoleServer::new(ConsoleService::new(console)))
-            .add_service(LogsServer::new(LogsService::new(cfg.clone(), stop.clone())))
+            .add_service(LogsServer::new(
+                LogsService::new(cfg.clone(), stop.clone()).with_metrics(metrics.clone()),
+            ))
             .add_service(
-                MoverServer::new(MoverService::new(ctx.clone(), spool))
+                MoverServer::new(MoverService::new(ctx.clone(), spool).with_metrics(metrics))
                     .max_decoding_message_size(mover::MAX_CHUNK + 1024),
             );
         let drain = {

@@ -52,9 +52,12 @@ fn client_tls(s: ScopeSchema) -> ScopeSchema {
 }
 
 /// A listener scope (e.g. `ECCluster_Listener`, `msgcserver_listener`) with its
-/// `Listen` children.
+/// `Listen` children, plus this project's `admin_listen` (the listener scope
+/// only): the TCP address of the admin HTTP listener serving Prometheus
+/// `/metrics`; no default, so metrics are off unless it is set.
 pub fn listener(name: &str) -> ScopeSchema {
     listener_options(ScopeSchema::anonymous(name), true)
+        .option("admin_listen", Kind::Str, None)
         .child(listener_options(ScopeSchema::named("Listen"), false))
 }
 

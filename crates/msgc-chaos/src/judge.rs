@@ -123,6 +123,27 @@ pub enum Finding {
         /// What went wrong.
         reason: String,
     },
+    /// Compose mode: after one heal, the servers were not in one view of
+    /// all of them (`nodes: false`), or some node did not list every node
+    /// (`nodes: true`), within the bound.
+    NotReformed {
+        /// The heal, as done ("docker start msgc1", ...).
+        heal: String,
+        /// Whether it is the nodes' membership (else the servers' view).
+        nodes: bool,
+        /// The bound (10 × keepalive_interval from the heal).
+        bound: Duration,
+        /// What the servers or nodes said when it passed.
+        state: String,
+    },
+    /// Compose mode: a fault that must change the servers' views did not
+    /// (the run would test nothing).
+    NoEffect {
+        /// The fault.
+        fault: String,
+        /// What was expected and not seen.
+        why: String,
+    },
     /// A subscriber delivered payloads nobody of this run sent.
     Foreign {
         /// The subscriber.
@@ -155,6 +176,13 @@ impl Finding {
             Finding::NotOneView { .. } => "no single view in bound".into(),
             Finding::FinalMissing { .. } => "post-heal message missing".into(),
             Finding::FinalIncomplete { .. } => "post-heal phase incomplete".into(),
+            Finding::NotReformed { nodes: false, .. } => {
+                "no single view in bound after a heal".into()
+            }
+            Finding::NotReformed { nodes: true, .. } => {
+                "nodes not all listed in bound after a heal".into()
+            }
+            Finding::NoEffect { .. } => "fault without effect".into(),
             Finding::Foreign { .. } => "foreign payload".into(),
         }
     }
@@ -213,6 +241,22 @@ impl fmt::Display for Finding {
                 "{subscriber} misses {missing} message(s) published after the last fault, first {example}"
             ),
             Finding::FinalIncomplete { reason } => write!(f, "post-heal phase: {reason}"),
+            Finding::NotReformed {
+                heal,
+                nodes,
+                bound,
+                state,
+            } => write!(
+                f,
+                "{} within {} ms of `{heal}`: {state}",
+                if *nodes {
+                    "not every node lists every node"
+                } else {
+                    "servers not in one view"
+                },
+                bound.as_millis()
+            ),
+            Finding::NoEffect { fault, why } => write!(f, "{fault} had no effect: {why}"),
             Finding::Foreign { subscriber, count } => {
                 write!(f, "{subscriber} delivered {count} foreign payload(s)")
             }

@@ -21,6 +21,7 @@
 
 pub mod clients;
 pub mod compose;
+pub mod compose_nodes;
 pub mod error;
 pub mod judge;
 pub mod netcut;

@@ -266,8 +266,13 @@ struct ComposeArgs {
         default_value = "msgc1=127.0.0.1:24809,msgc2=127.0.0.1:24819,msgc3=127.0.0.1:24829"
     )]
     servers: Vec<String>,
-    /// Node services.
-    #[arg(long, value_delimiter = ',', default_value = "node1,node2,node3")]
+    /// Node services (also their node names) and their published
+    /// ECCluster_Listener addresses.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "node1=127.0.0.1:24802,node2=127.0.0.1:24812,node3=127.0.0.1:24822"
+    )]
     nodes: Vec<String>,
     /// The servers' keepalive_interval in ms (deploy/conf/msgc_server.conf: 5 s).
     #[arg(long, default_value_t = 5000)]
@@ -303,19 +308,14 @@ impl ComposeArgs {
                 ),
             }
         }
-        let (mut servers, mut addrs) = (Vec::new(), Vec::new());
-        for s in &self.servers {
-            let Some((name, addr)) = s.split_once('=') else {
-                bail!("--servers entries are SERVICE=HOST:PORT, not {s:?}");
-            };
-            servers.push(name.to_owned());
-            addrs.push(addr.to_owned());
-        }
+        let (servers, addrs) = service_addrs("--servers", &self.servers)?;
+        let (nodes, node_addrs) = service_addrs("--nodes", &self.nodes)?;
         Ok(compose::ComposeConfig {
             project: self.project.clone(),
             servers,
             addrs,
-            nodes: self.nodes.clone(),
+            nodes,
+            node_addrs,
             keepalive: Duration::from_millis(self.keepalive_ms),
             kinds,
             faults: self.faults,
@@ -327,6 +327,19 @@ impl ComposeArgs {
             keep: self.keep,
         })
     }
+}
+
+/// `SERVICE=HOST:PORT` entries split into services and addresses.
+fn service_addrs(flag: &str, entries: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut names, mut addrs) = (Vec::new(), Vec::new());
+    for e in entries {
+        let Some((name, addr)) = e.split_once('=') else {
+            bail!("{flag} entries are SERVICE=HOST:PORT, not {e:?}");
+        };
+        names.push(name.to_owned());
+        addrs.push(addr.to_owned());
+    }
+    Ok((names, addrs))
 }
 
 async fn compose_mode(args: ComposeArgs) -> Result<ExitCode> {
@@ -349,9 +362,6 @@ async fn compose_mode(args: ComposeArgs) -> Result<ExitCode> {
         match outcome {
             Ok(report) => {
                 println!("{}", compose::summary_line(&report));
-                for step in &report.steps {
-                    println!("    {step}");
-                }
                 if report.verdict.findings.is_empty() {
                     passed += 1;
                 } else {

@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// names it. With it set, accepted peer links must be TLS with a
     /// certificate naming the peer their hello claims.
     pub peer_tls: Option<ClientTlsFiles>,
+    /// `msgcserver_listener { admin_listen }`: where the admin HTTP listener
+    /// serves Prometheus `/metrics`; `None` (the default) is off.
+    pub admin_listen: Option<std::net::SocketAddr>,
 }
 
 impl ServerConfig {
@@ -70,6 +73,7 @@ impl ServerConfig {
                 std::net::SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             ))],
             peer_tls: None,
+            admin_listen: None,
         }
     }
 
@@ -256,6 +260,8 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
             "msgcserver_listener has no enabled Listen".to_owned(),
         ));
     }
+    let admin_listen = service_kit::metrics::read_admin_listen(root, "msgcserver_listener")
+        .map_err(|d| ConfigError::Invalid(confparse::Diagnostics(vec![d])))?;
     let peer_tls = service_kit::listen::dial_tls(&listens, "msgcserver_listener")
         .map_err(|e| ConfigError::Refused(e.to_string()))?;
     let debug_level = scope
@@ -277,5 +283,6 @@ pub fn load(source: &Source) -> Result<ServerConfig, ConfigError> {
         log_level: service_kit::telemetry::level_from_debug_level(&debug_level).to_owned(),
         listens,
         peer_tls,
+        admin_listen,
     })
 }

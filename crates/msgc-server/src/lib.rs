@@ -7,6 +7,7 @@
 //!   applies its effects; [`driver::wire`] converts to and from protobuf.
 //! * [`mesh`]: peer links (dialling, accepting, the `msgc.v1.Mesh` service).
 //! * [`session`]: the client API (`msgc.v1.Bus`); [`admin`]: `msgc.v1.Admin`.
+//! * [`metrics`]: the Prometheus metrics (`msgc_*`).
 //! * [`server`]: [`server::serve`], the whole server over bound listeners.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod driver;
 pub mod error;
 pub mod mesh;
+pub mod metrics;
 pub mod names;
 pub mod outbox;
 pub mod server;

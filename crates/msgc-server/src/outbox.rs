@@ -188,6 +188,11 @@ impl<T> Outbox<T> {
         self.lock().weight
     }
 
+    /// Bytes queued now (as given to [`Outbox::push_sized`]).
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
     /// Takes queued items (at least one, then until `limits` is reached), or
     /// reports the end.
     pub fn poll_drain(

@@ -39,6 +39,9 @@ pub enum ServeError {
     /// The TLS files for peer links could not be loaded.
     #[error("TLS for peer links: {0}")]
     Tls(#[from] service_kit::tls::TlsError),
+    /// The admin HTTP listener (`admin_listen`) could not be bound.
+    #[error("admin_listen: {0}")]
+    Admin(#[from] service_kit::listen::BindError),
 }
 
 /// Runs a msgc server on `listeners` until `shutdown` is cancelled, then
@@ -54,8 +57,13 @@ pub async fn serve(
         .as_ref()
         .map(service_kit::tls::ClientTls::load)
         .transpose()?;
+    let admin = cfg
+        .admin_listen
+        .map(service_kit::metrics::bind)
+        .transpose()?;
     let cfg = Arc::new(cfg);
-    let (driver, handle) = Driver::new(cfg.clone());
+    let (metrics, registry) = crate::metrics::BusMetrics::new();
+    let (driver, handle) = Driver::new(cfg.clone(), metrics);
     let identity = MeshIdentity::new(cfg.clone(), driver.incarnation(), peer_tls);
     let tasks = TaskTracker::new();
     // Not a child of `shutdown`: sessions and links stop only once the drain
@@ -75,6 +83,10 @@ pub async fn serve(
         }
     });
 
+    if let Some(listener) = admin {
+        let refresh = refresh_from(handle.clone());
+        service_kit::metrics::spawn(listener, Arc::new(registry), refresh, stop.clone(), &tasks);
+    }
     spawn_dialers(&handle, &identity, &tasks, &stop);
     let routes = routes
         .add_service(
@@ -124,4 +136,19 @@ pub async fn serve(
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, core_task).await;
     result.map_err(ServeError::from)
+}
+
+/// Before a scrape, the driver sets the gauges that mirror live state.
+fn refresh_from(handle: crate::driver::CoreHandle) -> service_kit::metrics::Refresh {
+    Arc::new(move || {
+        let handle = handle.clone();
+        Box::pin(async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if handle.send(crate::driver::Input::Query(crate::driver::Query::Metrics(
+                tx,
+            ))) {
+                let _ = rx.await;
+            }
+        })
+    })
 }

@@ -125,12 +125,9 @@ impl BusService {
     }
 }
 
-#[tonic::async_trait]
-impl proto::msgc::v1::bus_server::Bus for BusService {
-    type SessionStream = SessionStream;
-    type SubscribeStream = SessionStream;
-
-    async fn session(
+/// The RPCs; [`proto::msgc::v1::bus_server::Bus`] counts their refusals.
+impl BusService {
+    async fn open_session(
         &self,
         request: Request<Streaming<ClientFrame>>,
     ) -> Result<Response<SessionStream>, Status> {
@@ -158,7 +155,7 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
         Ok(Response::new(stream))
     }
 
-    async fn publish(
+    async fn publish_once(
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
@@ -197,7 +194,7 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
         }))
     }
 
-    async fn subscribe(
+    async fn subscribe_groups(
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<SessionStream>, Status> {
@@ -231,6 +228,43 @@ impl proto::msgc::v1::bus_server::Bus for BusService {
         let stream = self.stream(&opened);
         Self::hand_over(&self.core, opened.id, ops).await?;
         Ok(Response::new(stream))
+    }
+}
+
+#[tonic::async_trait]
+impl proto::msgc::v1::bus_server::Bus for BusService {
+    type SessionStream = SessionStream;
+    type SubscribeStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<ClientFrame>>,
+    ) -> Result<Response<SessionStream>, Status> {
+        self.counted(self.open_session(request).await)
+    }
+
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        self.counted(self.publish_once(request).await)
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<SessionStream>, Status> {
+        self.counted(self.subscribe_groups(request).await)
+    }
+}
+
+impl BusService {
+    /// Counts a refusal by its code (`msgc_refusals_total`).
+    fn counted<T>(&self, result: Result<T, Status>) -> Result<T, Status> {
+        if let Err(status) = &result {
+            self.core.metrics.refused(status.code());
+        }
+        result
     }
 }
 
@@ -293,7 +327,9 @@ impl SessionReader {
         loop {
             if let Err(err) = self.handle(commands, &mut joined).await {
                 // A bad command ends the session with a status naming it.
-                self.outbox.abort(err.into());
+                let status = Status::from(err);
+                self.core.metrics.refused(status.code());
+                self.outbox.abort(status);
                 break;
             }
             if self.outbox.is_closed() {

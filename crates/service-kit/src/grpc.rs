@@ -66,6 +66,9 @@ pub enum ServeError {
     /// TLS files for the service's own dials could not be loaded.
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The admin HTTP listener (`admin_listen`) could not be bound.
+    #[error("admin_listen: {0}")]
+    Admin(#[from] crate::listen::BindError),
 }
 
 /// What a health check found.

@@ -2,8 +2,9 @@
 //! `Listen` address is parsed and bound, how logging starts, how shutdown is
 //! signalled, how health and reflection are served, how a node learns its
 //! own name, how a configuration is loaded ([`config`]), how client endpoints
-//! are built ([`endpoint`]), TLS and mutual TLS ([`tls`]) and the whole
-//! start-up sequence ([`shell`]).
+//! are built ([`endpoint`]), TLS and mutual TLS ([`tls`]), Prometheus metrics and
+//! the admin HTTP listener ([`metrics`]) and the whole start-up sequence
+//! ([`shell`]).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod endpoint;
 pub mod grpc;
 pub mod listen;
+pub mod metrics;
 pub mod node_name;
 pub mod shell;
 pub mod shutdown;

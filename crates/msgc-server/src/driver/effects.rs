@@ -11,7 +11,7 @@ use crate::outbox::PushError;
 
 /// How much a peer message counts toward `max_backlog`: ops for batches
 /// (as the sessions' window counts them), one for anything else.
-fn count_of(msg: &PeerMsg) -> usize {
+pub(super) fn count_of(msg: &PeerMsg) -> usize {
     match msg {
         PeerMsg::Submit { ops, .. } | PeerMsg::Sequenced { ops, .. } => ops.len().max(1),
         _ => 1,
@@ -37,9 +37,11 @@ impl Driver {
                 self.ready_tx.send_replace(true);
             }
             Effect::Installed { record } => {
+                self.metrics.views_installed.inc();
                 tracing::debug!(view = ?record.view.id, "installed (not yet started)");
             }
             Effect::ViewStarted { view } => {
+                self.metrics.views_started.inc();
                 tracing::info!(
                     epoch = view.id.epoch,
                     proposer = ?view.id.proposer,
@@ -57,11 +59,20 @@ impl Driver {
         };
         let (count, bytes) = (count_of(&msg), msg.weight());
         let reason = match outbox.push_sized(msg, count, bytes) {
-            Ok(_) => return,
-            Err(PushError::Full) => format!(
-                "peer queue over max_backlog ({} messages) or max_peer_bytes ({} bytes)",
-                self.cfg.max_backlog, self.cfg.max_peer_bytes
-            ),
+            Ok(_) => {
+                if let Some(counters) = self.peer_counters.get(&to) {
+                    counters.messages_out.inc_by(count as u64);
+                    counters.bytes_out.inc_by(bytes as u64);
+                }
+                return;
+            }
+            Err(PushError::Full) => {
+                self.metrics.link_cut("queue_full");
+                format!(
+                    "peer queue over max_backlog ({} messages) or max_peer_bytes ({} bytes)",
+                    self.cfg.max_backlog, self.cfg.max_peer_bytes
+                )
+            }
             Err(PushError::Closed) => "link closed".to_owned(),
         };
         tracing::warn!(peer = %to, link = link.0, reason, "dropping peer link");
@@ -74,6 +85,10 @@ impl Driver {
         let Some(slot) = self.sessions.get(&session) else {
             return;
         };
+        if let Event::Delivery { payload, .. } = &event {
+            self.metrics.deliveries.inc();
+            self.metrics.delivered_bytes.inc_by(payload.len() as u64);
+        }
         match slot.outbox.push(event, 1) {
             Ok(false) | Err(PushError::Closed) => {}
             Ok(true) => self.followups.push(CoreInput::SessionCongested(session)),
@@ -82,6 +97,7 @@ impl Driver {
     }
 
     fn acked(&mut self, session: SessionId, position: Position) {
+        self.count_ack(session, position);
         if let Some(slot) = self.sessions.get(&session) {
             slot.acks.record(position);
             self.to_wake.push(session);
@@ -95,6 +111,12 @@ impl Driver {
             return;
         };
         let max_backlog = self.cfg.max_backlog;
+        self.metrics.session_cut(match reason {
+            CloseReason::Overflow => "overflow",
+            CloseReason::Stuck => "stuck",
+            CloseReason::PublishesLost => "publishes_lost",
+            CloseReason::Shutdown => "shutdown",
+        });
         match reason {
             CloseReason::Overflow => slot.outbox.abort(BusError::Overflow { max_backlog }.into()),
             CloseReason::Stuck => slot.outbox.abort(

@@ -120,6 +120,17 @@ impl LinkTable {
             .map(|l| &l.outbox)
     }
 
+    /// Each other peer, with its live link's queue (messages, bytes).
+    pub(super) fn queues(&self) -> impl Iterator<Item = (&ServerName, Option<(usize, usize)>)> {
+        self.peers.iter().map(|(name, _)| {
+            let queue = self
+                .live
+                .get(name)
+                .map(|l| (l.outbox.backlog(), l.outbox.bytes()));
+            (name, queue)
+        })
+    }
+
     /// Ends every link (shutdown).
     pub(super) fn close_all(&mut self) {
         for (_, link) in std::mem::take(&mut self.live) {

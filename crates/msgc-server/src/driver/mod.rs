@@ -12,13 +12,15 @@
 //!
 //! * `effects`: applying [`msgc_core::Effect`]s.
 //! * `links`: the link table (peer name -> current link) and its admin view.
+//! * `metrics`: counting inputs, and the live-state gauges set before a scrape.
 //! * [`wire`]: every conversion between core types and protobuf.
 
 mod effects;
 mod links;
+mod metrics;
 pub mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +31,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
+use crate::metrics::{BusMetrics, PeerCounters};
 use crate::outbox::Outbox;
 
 pub use msgc_core::{ClientOp, Input as CoreInput, OpenError};
@@ -84,6 +87,8 @@ pub enum Query {
     Groups(Option<String>, oneshot::Sender<Vec<GroupInfo>>),
     /// This server's view and links.
     Status(oneshot::Sender<ServerStatus>),
+    /// Set the metrics' live-state gauges (before a scrape).
+    Metrics(oneshot::Sender<()>),
 }
 
 /// Everything the driver reacts to.
@@ -137,6 +142,8 @@ pub struct CoreHandle {
     pub window_size: usize,
     /// Becomes true once a view is installed after the first connection round.
     pub ready: watch::Receiver<bool>,
+    /// The server's metrics (session tasks count refusals).
+    pub metrics: Arc<BusMetrics>,
     next_link: Arc<AtomicU64>,
 }
 
@@ -156,6 +163,9 @@ impl CoreHandle {
 struct SessionSlot {
     outbox: Arc<Outbox<Event>>,
     acks: Arc<Acks>,
+    /// When each publish not yet acknowledged was handed over (acks come
+    /// in publish order), for the publish → ack histogram.
+    published_at: VecDeque<Duration>,
 }
 
 /// The core's configuration, from the server's.
@@ -189,17 +199,26 @@ pub struct Driver {
     /// Sessions whose acknowledgements moved this turn.
     to_wake: Vec<SessionId>,
     stopping: bool,
+    metrics: Arc<BusMetrics>,
+    /// Each peer's counters, looked up once.
+    peer_counters: HashMap<ServerName, PeerCounters>,
+    /// The time of the turn being applied.
+    turn_now: Duration,
 }
 
 impl Driver {
     /// Creates the driver (with a fresh incarnation) and the handle the rest
     /// of the server uses.
-    pub fn new(cfg: Arc<ServerConfig>) -> (Self, CoreHandle) {
+    pub fn new(cfg: Arc<ServerConfig>, metrics: Arc<BusMetrics>) -> (Self, CoreHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
         let window_size = cfg.submit_window();
         let window = Arc::new(Semaphore::new(window_size));
         let (ready_tx, ready) = watch::channel(false);
         let incarnation = incarnation();
+        let peer_counters = cfg
+            .others()
+            .map(|(name, _)| (ServerName::new(name), metrics.peer(name)))
+            .collect();
         let driver = Self {
             core: Core::new(core_config(&cfg), incarnation, Duration::ZERO),
             links: links::LinkTable::new(&cfg),
@@ -213,12 +232,16 @@ impl Driver {
             followups: Vec::new(),
             to_wake: Vec::new(),
             stopping: false,
+            metrics: metrics.clone(),
+            peer_counters,
+            turn_now: Duration::ZERO,
         };
         let handle = CoreHandle {
             tx,
             window,
             window_size,
             ready,
+            metrics,
             next_link: Arc::new(AtomicU64::new(1)),
         };
         (driver, handle)
@@ -286,6 +309,8 @@ impl Driver {
                         }
                     }
                     CoreInput::Shutdown => self.stopping = true,
+                    CoreInput::Commands(session, ops) => self.count_commands(now, *session, ops),
+                    CoreInput::Peer { peer, msgs, .. } => self.count_peer_in(peer, msgs),
                     _ => {}
                 }
                 self.core.handle(now, input);
@@ -298,10 +323,12 @@ impl Driver {
                 closed,
             } => {
                 self.links.up(&peer, link, outbox, closed);
+                self.metrics.link_up(peer.name.as_str());
                 self.core.handle(now, CoreInput::LinkUp { peer, link });
             }
             Input::LinkDown { peer, link, reason } => {
                 self.links.down(&peer, link, &reason);
+                self.metrics.link_down(peer.as_str());
                 self.core.handle(now, CoreInput::LinkDown { peer, link });
             }
             Input::Query(query) => self.answer(query),
@@ -333,6 +360,7 @@ impl Driver {
             let slot = SessionSlot {
                 outbox: outbox.clone(),
                 acks: acks.clone(),
+                published_at: VecDeque::new(),
             };
             self.sessions.insert(id, slot);
             tracing::debug!(session = id.0, name = %opened.private_name, "session opened");
@@ -380,12 +408,17 @@ impl Driver {
                     view_change_in_progress: status.view_change_in_progress,
                 });
             }
+            Query::Metrics(reply) => {
+                self.refresh_metrics();
+                let _ = reply.send(());
+            }
         }
     }
 
     /// Ends the turn and applies what it produced; inputs that applying
     /// produced (full queues) are fed back in the same turn.
     fn end_turn(&mut self, now: Duration) {
+        self.turn_now = now;
         self.core.handle(now, CoreInput::EndOfTurn);
         loop {
             let effects = self.core.take_effects();
