@@ -41,6 +41,9 @@ pub(crate) struct Order {
     pub last_seq: Seq,
     /// Ops to number at the end of the turn (coordinator).
     pub to_sequence: Vec<Op>,
+    /// Per origin, the origin seq its next op must have (coordinator): an
+    /// origin's ops are numbered in its order, with no gap [rule 2].
+    pub next_from: BTreeMap<ServerId, u64>,
     /// How far each other member holds (coordinator).
     pub progress: BTreeMap<ServerId, Seq>,
     /// Stable point last announced (coordinator).
@@ -113,14 +116,35 @@ impl Core {
     }
 
     pub(crate) fn on_submit(&mut self, from: &ServerId, view: &ViewId, ops: Vec<Op>) {
-        if self.is_active()
-            && self.order.coordinator
-            && *view == self.view.id
-            && self.view.contains(from)
+        if !self.is_active()
+            || !self.order.coordinator
+            || *view != self.view.id
+            || !self.view.contains(from)
         {
-            self.order.to_sequence.extend(ops);
+            return; // The origin resubmits them once a new view starts.
         }
-        // Otherwise the origin resubmits them once a new view starts.
+        // Every member starts the view with the same fence, so an origin's
+        // first op in it follows its last delivered one.
+        let fence = self.delivered_from.get(from).copied().unwrap_or(0);
+        let next = self
+            .order
+            .next_from
+            .entry(from.clone())
+            .or_insert(fence + 1);
+        for op in ops {
+            if op.origin_seq < *next {
+                continue; // Already numbered.
+            }
+            if op.origin_seq > *next {
+                // Earlier ops were lost with a dropped link: numbering past
+                // them would deliver the origin's ops out of its order. The
+                // view changes (the link is gone), and the origin resubmits.
+                tracing::warn!(me = ?self.me, origin = ?from, expected = *next, got = op.origin_seq, "gap in an origin's ops");
+                return;
+            }
+            *next += 1;
+            self.order.to_sequence.push(op);
+        }
     }
 
     /// End of a turn: members submit and report; the coordinator numbers

@@ -134,3 +134,13 @@ fn a_gid_names_one_member_list() {
 fn a_lagging_member_gets_the_ops_of_a_held_installs_cut() {
     pinned(20525, FaultClass::Partition, 7, false);
 }
+
+/// `d`'s submit of its op 30 was lost on a link only `a` (the coordinator)
+/// saw drop; its op 31 came over the new link and was numbered. With op
+/// transfer, `d` then got op 31 at its cut without 30: its own ops out of
+/// order, and an acknowledgement for the wrong publish. The coordinator
+/// now numbers an origin's ops only without a gap [rule 2].
+#[test]
+fn a_coordinator_numbers_an_origins_ops_without_a_gap() {
+    pinned(13561, FaultClass::Drop, 6, false);
+}
