@@ -299,6 +299,22 @@ def field_ref(env, name):
     return ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
 
 
+def metrics_checks(name, template, c, binary):
+    """The admin listener: admin_listen from EC_CONF__, a `metrics` container
+    port on the same port, and the prometheus.io scrape annotations naming it."""
+    scope = "MSGCSERVER_LISTENER" if binary == "msgc-server" else "ECCLUSTER_LISTENER"
+    admin = (env_map(c).get(f"EC_CONF__{scope}__ADMIN_LISTEN") or {}).get("value", "")
+    metrics = next((p for p in c.get("ports", []) if p.get("name") == "metrics"), {})
+    ann = (template.get("metadata") or {}).get("annotations") or {}
+    admin_port = port_of(admin) if ":" in admin else None
+    check(f"k8s {name}: admin_listen set (EC_CONF__{scope}__ADMIN_LISTEN)", admin_port is not None, admin)
+    check(f"k8s {name}: a `metrics` container port on admin_listen's port",
+          metrics.get("containerPort") == admin_port, f"{metrics} vs {admin}")
+    check(f"k8s {name}: prometheus.io scrape annotations on the metrics port",
+          ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/path") == "/metrics"
+          and ann.get("prometheus.io/port") == str(metrics.get("containerPort")), str(ann))
+
+
 def k8s_checks(args):
     docs = [d for d in yaml.safe_load_all(open(args.k8s)) if d]
     check("k8s: kustomize rendered resources", len(docs) > 0, "empty output")
@@ -338,6 +354,7 @@ def k8s_checks(args):
               live.get("port") == port and live.get("service", "") == "", str(live))
         check(f"k8s {name}: grpc readiness probe on {named}", ready.get("port") == port and ready.get("service") == named,
               str(ready))
+        metrics_checks(name, spec["template"], c, binary)
         res = c.get("resources") or {}
         check(f"k8s {name}: resource requests and limits (cpu, memory)",
               all(k in (res.get("requests") or {}) and k in (res.get("limits") or {}) for k in ("cpu", "memory")),
@@ -470,7 +487,8 @@ def image_checks(args, compose_json, k8s_sets):
         check(f"k8s {name}: the compose image ({compose_image})", c.get("image") == compose_image, c.get("image"))
         check(f"k8s {name}: runAsUser/runAsGroup are the image's USER",
               f"{sc.get('runAsUser')}:{sc.get('runAsGroup')}" == user, f"{sc.get('runAsUser')}:{sc.get('runAsGroup')}")
-        ports = {str(p["containerPort"]) for p in c.get("ports", [])}
+        # The metrics port is the admin listener's, not a service port.
+        ports = {str(p["containerPort"]) for p in c.get("ports", []) if p.get("name") != "metrics"}
         check(f"k8s {name}: its container port is one the image exposes", bool(ports) and ports <= exposed, str(ports))
 
 

@@ -203,3 +203,22 @@ fn admin_listen_is_off_by_default_and_a_bad_one_is_refused_with_its_line() {
     assert!(err.contains("msgc_server.conf:5"), "{err}");
     assert!(err.contains("admin_listen"), "{err}");
 }
+
+/// Every `msgc_`/`eccluster_` name the Grafana dashboard queries is one the
+/// README documents (histogram series by their base name).
+#[test]
+fn the_dashboard_queries_documented_names() {
+    let readme = include_str!("../../../README.md");
+    let dashboard = include_str!("../../../deploy/grafana/msgc-rs.json");
+    let words = dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    for word in words.filter(|w| w.starts_with("msgc_") || w.starts_with("eccluster_")) {
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| word.strip_suffix(s))
+            .unwrap_or(word);
+        assert!(
+            readme.contains(&format!("`{base}`")),
+            "the dashboard queries {word}, which the README does not document"
+        );
+    }
+}
