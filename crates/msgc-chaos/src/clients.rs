@@ -77,9 +77,16 @@ async fn read_until_end(
 ) -> Option<String> {
     loop {
         let frame = tokio::select! {
+            biased;
             _ = stop.cancelled() => return None,
             f = events.next_frame() => f,
         };
+        // The run is over once `stop` fires: what a session reads after
+        // that comes from the harness ending the other sessions (their
+        // leaves reach some subscribers and not others), not from the run.
+        if stop.is_cancelled() {
+            return None;
+        }
         match frame {
             Ok(Some(frame)) => on_frame(frame),
             Ok(None) => return Some("session ended".into()),
