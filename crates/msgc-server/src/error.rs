@@ -47,6 +47,21 @@ pub enum BusError {
     /// The session could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// Under TLS, a name the client certificate does not name.
+    #[error(
+        "{what} {name:?} is not a name in this connection's client certificate: under TLS a session may only claim a name its certificate names"
+    )]
+    NameNotCertified {
+        /// What claimed it (client_name or node record).
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// Under TLS, an `ec_*` group used by a session without a certified name.
+    #[error(
+        "group {0:?} is one of the cluster's own (ec_*): under TLS only a session whose client_name its certificate names may join or publish to it"
+    )]
+    ClusterGroup(String),
     /// The server is shutting down.
     #[error("msgc server is shutting down")]
     Stopping,
@@ -95,6 +110,9 @@ impl From<BusError> for Status {
                 Status::failed_precondition(message)
             }
             BusError::NoHello(_) => Status::deadline_exceeded(message),
+            BusError::NameNotCertified { .. } | BusError::ClusterGroup(_) => {
+                Status::permission_denied(message)
+            }
             BusError::PublishesLost => Status::aborted(message),
             BusError::Open(OpenError::NameTaken(_)) => Status::already_exists(message),
             BusError::Open(OpenError::ShuttingDown) | BusError::Stopping => {

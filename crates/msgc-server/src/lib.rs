@@ -15,6 +15,7 @@ pub mod admin;
 pub mod config;
 pub mod driver;
 pub mod error;
+pub mod identity;
 pub mod mesh;
 pub mod metrics;
 pub mod names;

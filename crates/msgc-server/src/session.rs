@@ -11,6 +11,7 @@ use proto::msgc::v1::{
     ClientFrame, Command, Hello, PublishRequest, PublishResponse, ServerFrame, SubscribeRequest,
     Welcome, command, event,
 };
+use service_kit::tls::PeerIdentity;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -18,6 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::config::ServerConfig;
 use crate::driver::{ClientOp, CoreHandle, CoreInput, Input, SessionOpened, wire};
 use crate::error::BusError;
+use crate::identity::{self, Standing};
 use crate::names;
 use crate::outbox::{FrameLimits, FrameStream};
 
@@ -47,6 +49,7 @@ impl BusService {
         if !hello.client_name.is_empty() {
             names::check_client(&hello.client_name)?;
         }
+
         let (tx, rx) = oneshot::channel();
         if !self
             .core
@@ -131,6 +134,7 @@ impl BusService {
         &self,
         request: Request<Streaming<ClientFrame>>,
     ) -> Result<Response<SessionStream>, Status> {
+        let conn = PeerIdentity::of(&request);
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(self.cfg.idle_timeout, inbound.message())
             .await
@@ -141,11 +145,13 @@ impl BusService {
             Some(command::Kind::Hello(hello)) => hello,
             _ => return Err(BusError::HelloFirst.into()),
         };
+        let standing = identity::standing(&conn, &hello)?;
         let opened = self.open(hello).await?;
         let stream = self.stream(&opened);
         let reader = SessionReader {
             core: self.core.clone(),
             max_payload: self.cfg.max_payload,
+            standing,
             stop: self.stop.clone(),
             id: opened.id,
             outbox: opened.outbox.clone(),
@@ -159,7 +165,14 @@ impl BusService {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
+        let conn = PeerIdentity::of(&request);
         let request = request.into_inner();
+        let hello = Hello {
+            client_name: request.client_name,
+            no_self_delivery: true,
+            node: None,
+        };
+        let standing = identity::standing(&conn, &hello)?;
         let op = check_command(
             Command {
                 kind: Some(command::Kind::Publish(proto::msgc::v1::Publish {
@@ -168,13 +181,8 @@ impl BusService {
                 })),
             },
             &mut HashSet::new(),
-            self.cfg.max_payload,
+            (self.cfg.max_payload, standing),
         )?;
-        let hello = Hello {
-            client_name: request.client_name,
-            no_self_delivery: true,
-            node: None,
-        };
         let opened = self.open(hello).await?;
         let mut stream = self.stream(&opened);
         Self::hand_over(&self.core, opened.id, vec![op]).await?;
@@ -198,7 +206,14 @@ impl BusService {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<SessionStream>, Status> {
+        let conn = PeerIdentity::of(&request);
         let request = request.into_inner();
+        let hello = Hello {
+            client_name: request.client_name.clone(),
+            no_self_delivery: request.no_self_delivery,
+            node: None,
+        };
+        let standing = identity::standing(&conn, &hello)?;
         if request.groups.is_empty() {
             return Err(Status::invalid_argument(
                 "subscribe needs at least one group",
@@ -216,14 +231,9 @@ impl BusService {
                     kind: Some(command::Kind::Join(join)),
                 },
                 &mut joined,
-                self.cfg.max_payload,
+                (self.cfg.max_payload, standing),
             )?);
         }
-        let hello = Hello {
-            client_name: request.client_name,
-            no_self_delivery: request.no_self_delivery,
-            node: None,
-        };
         let opened = self.open(hello).await?;
         let stream = self.stream(&opened);
         Self::hand_over(&self.core, opened.id, ops).await?;
@@ -269,15 +279,17 @@ impl BusService {
 }
 
 /// Checks one command and turns it into an op for the core; `joined` is the
-/// session's groups, so joining twice or leaving a stranger's group is refused.
+/// session's groups, so joining twice or leaving a stranger's group is refused;
+/// its standing says whether it may use the cluster's own groups.
 fn check_command(
     command: Command,
     joined: &mut HashSet<String>,
-    max_payload: usize,
+    (max_payload, standing): (usize, Standing),
 ) -> Result<ClientOp, BusError> {
     match command.kind {
         Some(command::Kind::Join(join)) => {
             names::check_group(&join.group)?;
+            identity::check_group(standing, &join.group)?;
             if !joined.insert(join.group.clone()) {
                 return Err(BusError::AlreadyJoined(join.group));
             }
@@ -295,6 +307,7 @@ fn check_command(
         }
         Some(command::Kind::Publish(publish)) => {
             names::check_group(&publish.group)?;
+            identity::check_group(standing, &publish.group)?;
             if publish.payload.len() > max_payload {
                 return Err(BusError::TooLarge {
                     size: publish.payload.len(),
@@ -315,6 +328,7 @@ fn check_command(
 struct SessionReader {
     core: CoreHandle,
     max_payload: usize,
+    standing: Standing,
     stop: CancellationToken,
     id: SessionId,
     outbox: Arc<crate::outbox::Outbox<Event>>,
@@ -359,7 +373,11 @@ impl SessionReader {
         }
         let mut ops = Vec::with_capacity(commands.len());
         for command in commands {
-            ops.push(check_command(command, joined, self.max_payload)?);
+            ops.push(check_command(
+                command,
+                joined,
+                (self.max_payload, self.standing),
+            )?);
         }
         BusService::hand_over(&self.core, self.id, ops).await
     }

@@ -29,7 +29,7 @@ fn pki() -> tempfile::TempDir {
     let sans: Vec<String> = devcerts::DEFAULT_SANS.map(String::from).to_vec();
     let plan = devcerts::Plan {
         servers: SERVERS.map(String::from).to_vec(),
-        nodes: vec![],
+        nodes: vec!["node1".into()],
         clients: vec!["client".into()],
         extra_sans: sans.clone(),
     };
@@ -118,11 +118,10 @@ async fn wait_view(peers: &BTreeMap<String, String>, tls: &ClientTls) {
 
 /// Publishes through `from` and waits for the delivery on a subscriber at `to`.
 async fn delivers(from: &str, to: &str, tls: &ClientTls, payload: &'static [u8]) {
-    let open = |addr: String, name: &str| {
-        let options = Options {
-            client_name: name.to_owned(),
-            ..Default::default()
-        };
+    // No client names: under TLS a session may only claim a name its
+    // certificate names (see `sessions_claim_only_certified_names`).
+    let open = |addr: String, _name: &str| {
+        let options = Options::default();
         let tls = tls.clone();
         async move {
             let channel = msgc_client::channel_over(&addr, Some(&tls), Duration::from_secs(5))
@@ -266,6 +265,102 @@ async fn a_dialled_server_whose_certificate_names_another_peer_is_not_linked() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let status = status(&peers["a"], &client_tls).await.unwrap();
     assert_eq!(status.members, ["a"], "{status:?}");
+    for stop in stops {
+        stop.cancel();
+    }
+}
+
+/// Opens a session on `addr` with `tls` and `options`, joins `group`, and
+/// returns the status the server ended it with, if it did.
+async fn join_as(
+    addr: &str,
+    tls: &ClientTls,
+    options: Options,
+    group: &str,
+) -> Option<tonic::Status> {
+    let channel = msgc_client::channel_over(addr, Some(tls), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (session, mut events) = match Session::open(channel, options).await {
+        Ok(opened) => opened,
+        Err(msgc_client::ClientError::Status(status)) => return Some(status),
+        Err(e) => panic!("{e}"),
+    };
+    session.join(group, "").await.ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(500), events.next_frame()).await {
+            Ok(Ok(Some(frame))) => {
+                let joined = frame
+                    .events
+                    .iter()
+                    .any(|e| matches!(&e.kind, Some(event::Kind::View(v)) if v.group == group));
+                if joined {
+                    return None;
+                }
+            }
+            Ok(Err(msgc_client::ClientError::Status(status))) => return Some(status),
+            Ok(Err(e)) => panic!("{e}"),
+            Ok(Ok(None)) => return None,
+            Err(_) => {}
+        }
+    }
+    panic!("{group}: neither joined nor refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_claim_only_certified_names() {
+    let pki = pki();
+    let dir = pki.path();
+    let (peers, stops) = start(dir).await;
+    let client_tls = client(dir, Some(identity(dir, "clients", "client")));
+    let node_tls = client(dir, Some(identity(dir, "nodes", "node1")));
+    wait_view(&peers, &client_tls).await;
+    let a = &peers["a"];
+    let named = |name: &str| Options {
+        client_name: name.to_owned(),
+        ..Default::default()
+    };
+    // The client's certificate does not name node1: it cannot speak as it.
+    let status = join_as(a, &client_tls, named("node1"), "g")
+        .await
+        .expect("refused");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("\"node1\""), "{status:?}");
+    // Nor advertise a node record for it.
+    let record = Options {
+        node: Some(proto::msgc::v1::NodeRecord {
+            node_name: "node1".into(),
+            listener_address: "203.0.113.9:4802".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let status = join_as(a, &client_tls, record, "g").await.expect("refused");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    // Without a certified name, the cluster's own groups are closed...
+    let status = join_as(a, &client_tls, Options::default(), "ec_cluster")
+        .await
+        .expect("refused");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("ec_cluster"), "{status:?}");
+    // ...and other groups are open.
+    assert!(
+        join_as(a, &client_tls, Options::default(), "g")
+            .await
+            .is_none()
+    );
+    // Its own name is fine, and so is node1 with node1's certificate.
+    assert!(
+        join_as(a, &client_tls, named("client"), "g")
+            .await
+            .is_none()
+    );
+    assert!(
+        join_as(a, &node_tls, named("node1"), "ec_cluster")
+            .await
+            .is_none()
+    );
     for stop in stops {
         stop.cancel();
     }
