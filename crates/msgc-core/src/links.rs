@@ -282,15 +282,70 @@ impl Core {
         u.links.contains(&v.server) && v.links.contains(&u.server)
     }
 
-    /// This server's component: the clique it falls in when every known
-    /// server is placed greedily in name order [rule 9]. Sorted by name.
+    /// This server's component [rule 9]: servers are first grouped into
+    /// *blocks*, greedy cliques among the servers that share a current view;
+    /// the blocks are then joined greedily, whole, largest first. So two
+    /// servers that are in one view and still linked are never pulled apart
+    /// by a merge: while a healing split's links come up one by one, a
+    /// server cannot be taken into the other side's view and leave a
+    /// view-mate it never lost behind (real processes, chaos seed 102: two
+    /// never-faulted servers then delivered different lists). [JG MERGE3
+    /// merges whole subgroups, by their views] Sorted by name.
     pub(crate) fn component(&self) -> Vec<ServerId> {
+        let rows = self.rows_in_clique_order();
+        let connected = |a: usize, b: usize| self.connected(rows[a], rows[b]);
+        let mut placed: BTreeSet<usize> = BTreeSet::new();
+        let mut blocks: Vec<Vec<usize>> = Vec::new();
+        for start in 0..rows.len() {
+            if placed.contains(&start) {
+                continue;
+            }
+            let mut block = vec![start];
+            for next in start + 1..rows.len() {
+                if !placed.contains(&next)
+                    && rows[next].view == rows[start].view
+                    && block.iter().all(|&c| connected(c, next))
+                {
+                    block.push(next);
+                }
+            }
+            placed.extend(block.iter().copied());
+            blocks.push(block);
+        }
+        // Stable: among blocks of one size, the clique order above.
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.len()));
+        let mut joined = vec![false; blocks.len()];
+        for first in 0..blocks.len() {
+            if joined[first] {
+                continue;
+            }
+            joined[first] = true;
+            let mut clique = blocks[first].clone();
+            for next in first + 1..blocks.len() {
+                if !joined[next]
+                    && blocks[next]
+                        .iter()
+                        .all(|&n| clique.iter().all(|&c| connected(c, n)))
+                {
+                    joined[next] = true;
+                    clique.extend(blocks[next].iter().copied());
+                }
+            }
+            if clique.iter().any(|&c| rows[c].server == self.me) {
+                let mut members: Vec<ServerId> =
+                    clique.iter().map(|&c| rows[c].server.clone()).collect();
+                members.sort();
+                return members;
+            }
+        }
+        vec![self.me.clone()]
+    }
+
+    /// Known rows, best connected first: a server that lost links (a paused
+    /// or cut-off one) is the one left out, not a peer of it. Among equals,
+    /// one whose current view more servers share first (then by name).
+    fn rows_in_clique_order(&self) -> Vec<&Row> {
         let mut rows: Vec<&Row> = self.rows.values().collect();
-        // Best connected first: a server that lost links (a paused or
-        // cut-off one) is the one left out, not a peer of it. Among equals,
-        // one whose current view more servers share first (then by name):
-        // while a returning server's links come up one by one, the servers
-        // that stayed together stay together, and the newcomer waits.
         let degree = |r: &Row| rows_degree(&self.rows, r, |u, v| self.connected(u, v));
         let view_mates = |r: &Row| self.rows.values().filter(|o| o.view == r.view).count();
         rows.sort_by_cached_key(|r| {
@@ -300,28 +355,7 @@ impl Core {
                 r.server.name.clone(),
             )
         });
-        let mut placed: BTreeSet<usize> = BTreeSet::new();
-        for start in 0..rows.len() {
-            if placed.contains(&start) {
-                continue;
-            }
-            let mut clique = vec![start];
-            for next in start + 1..rows.len() {
-                if !placed.contains(&next)
-                    && clique.iter().all(|&c| self.connected(rows[c], rows[next]))
-                {
-                    clique.push(next);
-                }
-            }
-            placed.extend(clique.iter().copied());
-            if clique.iter().any(|&c| rows[c].server == self.me) {
-                let mut members: Vec<ServerId> =
-                    clique.iter().map(|&c| rows[c].server.clone()).collect();
-                members.sort();
-                return members;
-            }
-        }
-        vec![self.me.clone()]
+        rows
     }
 
     /// The row of a server, if known.

@@ -546,3 +546,61 @@ fn ref_12_liveness_after_healing_mixed_faults() {
         );
     }
 }
+
+/// A healing split whose links come up one by one must not pull a server out
+/// of the view it shares with linked peers it never lost (rule 9's blocks).
+/// Sides {a, d} and {b, c, e}; b's links to the other side heal 500 ms after
+/// the rest. On the core before blocks, c and e joined a and d as soon as
+/// their own links were up and left b alone: b, never cut from c or e,
+/// delivered another list than theirs (real processes, chaos seed 102).
+#[test]
+fn split_heal_keeps_linked_view_mates_together() {
+    let split = msgc_sim::faults::split(&[0, 1, 1, 0, 1]);
+    let late = vec![(0, 1), (1, 0), (3, 1), (1, 3)];
+    let schedule = Schedule {
+        faults: vec![
+            fault(
+                500,
+                FaultKind::Cut {
+                    dirs: split,
+                    len: 1000 * MS,
+                    label: CutLabel::Partition,
+                },
+            ),
+            fault(
+                500,
+                FaultKind::Cut {
+                    dirs: late,
+                    len: 1500 * MS,
+                    label: CutLabel::Partition,
+                },
+            ),
+        ],
+        triggers: vec![],
+    };
+    let out = passes(cfg(40, 5), schedule);
+    let name = |s: usize| msgc_sim::srv_name(s);
+    // From when the split has settled (b, c, e in one view) on, every view
+    // b, c or e starts holds all three.
+    let settled = 1000 * MS;
+    for inc in out
+        .history
+        .incs
+        .iter()
+        .filter(|i| [1, 2, 4].contains(&i.server))
+    {
+        for (at, view) in inc.views.iter().filter(|(at, _)| *at >= settled) {
+            let names: Vec<String> = view.members.iter().map(|m| m.name.to_string()).collect();
+            for mate in [1, 2, 4] {
+                assert!(
+                    names.contains(&name(mate)),
+                    "{} started a view without {} at {} ms: {names:?}",
+                    name(inc.server),
+                    name(mate),
+                    at / MS
+                );
+            }
+        }
+    }
+    assert!(out.stats.converged_at.is_some());
+}
