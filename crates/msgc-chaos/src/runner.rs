@@ -252,7 +252,7 @@ async fn exercise(
     let steps = run_steps(h, views, schedule, log).await?;
     let bound = schedule.params.keepalive * 10;
     let one_view = views
-        .wait_one_view(bound)
+        .wait_stable_view(bound, schedule.params.keepalive * 2)
         .await
         .map_err(|s| describe(&s, &views.names));
     h.servers.respawn_exited()?;
